@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, unit, integration, PostgreSQL and fault-injection tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh dev
+scripts/ensure-postgres.sh
+
+echo "== ruff"; .venv/bin/ruff check smartpos tests
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest"
+set +e
+.venv/bin/python -m pytest -n "${SMARTPOS_TEST_WORKERS:-2}" "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure for this project" >&2
+  exit 1
+fi
+exit "$rc"

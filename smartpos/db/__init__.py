@@ -1,0 +1,1 @@
+"""Database engines, tables and migrations for the terminal and the host."""
