@@ -1,0 +1,173 @@
+"""A software HSM for the acquirer sandbox host.
+
+Keys live outside this object only as blobs sealed under the vault (playing the role of an
+HSM's local master key). Each blob is bound to its purpose and terminal through the sealing
+aad, so a TAK blob cannot be presented as a TPK, nor one terminal's key as another's. No
+method returns a clear PIN or a clear PIN block; the one clear key that leaves is the new TMK
+in :meth:`SoftHsm.new_tmk`, because a key-loading ceremony has to inject it into the terminal.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from enum import StrEnum
+
+from psec.des import decrypt_tdes_ecb
+from psec.pin import generate_visa_pvv
+from psec.pinblock import decode_pinblock_iso_0
+
+from smartpos.keys.keys import WorkingKeys, generate_key, kcv, pack_f62, require_key
+from smartpos.keys.mac import MacAlgorithm, compute_mac
+from smartpos.keys.mac import verify_mac as _verify_mac
+from smartpos.keys.pinblock import PIN_BLOCK_LEN, PinError, is_valid_pan
+from smartpos.keys.vault import Vault
+
+__all__ = ["UNSEALED_CACHE_SIZE", "PinCheck", "SoftHsm"]
+
+UNSEALED_CACHE_SIZE = 4096
+"""Most unsealed keys kept in memory; one per active terminal key is plenty."""
+_PVV_PIN_DIGITS = 4
+
+
+class PinCheck(StrEnum):
+    """Outcome of a PIN verification."""
+
+    OK = "ok"
+    WRONG = "wrong"
+    FORMAT_ERROR = "format_error"
+
+
+def _aad(purpose: str, tid: str) -> bytes:
+    # ASCII-only: a terminal ID is 8 ANS characters; anything else is a caller bug.
+    return f"{purpose}:{tid}".encode("ascii")
+
+
+def _digits(text: str, count: int) -> bool:
+    return len(text) == count and text.isascii() and text.isdigit()
+
+
+def _require_pvki(pvki: str) -> None:
+    if not _digits(pvki, 1):
+        raise PinError("PVKI must be one digit")
+
+
+class SoftHsm:
+    """PIN, MAC and key-management commands over vault-sealed keys."""
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+        # The host unseals the same few keys thousands of times per second; GCM decryption is
+        # cheap but not free. Keyed by (aad, blob) rather than blob alone so that a cache hit
+        # can never bypass the purpose binding. lru_cache is thread-safe and does not cache
+        # exceptions, so a bad blob fails every time.
+        self._unseal = functools.lru_cache(maxsize=UNSEALED_CACHE_SIZE)(self._unseal_key)
+
+    def __repr__(self) -> str:
+        return "SoftHsm(<vault>)"
+
+    def _unseal_key(self, aad: bytes, blob: bytes) -> bytes:
+        key = self._vault.unseal(blob, aad)
+        require_key(key, "unsealed key")
+        return key
+
+    def _seal_key(self, key: bytes, aad: bytes) -> bytes:
+        return self._vault.seal(key, aad)
+
+    def new_tmk(self, tid: str) -> tuple[bytes, bytes, bytes]:
+        """Generate a terminal master key for ``tid``.
+
+        Returns (sealed_tmk, clear_tmk, kcv). The clear TMK is for the key-loading ceremony
+        only; store the sealed form and discard the clear one.
+        """
+        tmk = generate_key()
+        return self._seal_key(tmk, _aad("tmk", tid)), tmk, kcv(tmk)
+
+    def new_working_keys(self, tid: str, sealed_tmk: bytes) -> tuple[bytes, bytes, bytes]:
+        """Generate a fresh TPK and TAK for ``tid`` (sign-on).
+
+        Returns (sealed_tpk, sealed_tak, f62) where f62 carries both keys wrapped under the
+        terminal's TMK with their check values. Raises KeyCheckError if ``sealed_tmk`` is not
+        this vault's TMK for ``tid``.
+        """
+        tmk = self._unseal(_aad("tmk", tid), bytes(sealed_tmk))
+        keys = WorkingKeys(tpk=generate_key(), tak=generate_key())
+        return (
+            self._seal_key(keys.tpk, _aad("tpk", tid)),
+            self._seal_key(keys.tak, _aad("tak", tid)),
+            pack_f62(tmk, keys),
+        )
+
+    def generate_mac(
+        self, tid: str, sealed_tak: bytes, algorithm: MacAlgorithm, data: bytes
+    ) -> bytes:
+        """Return the 8-byte MAC of ``data`` under the terminal's TAK."""
+        tak = self._unseal(_aad("tak", tid), bytes(sealed_tak))
+        return compute_mac(algorithm, tak, data)
+
+    def verify_mac(
+        self, tid: str, sealed_tak: bytes, algorithm: MacAlgorithm, data: bytes, mac: bytes
+    ) -> bool:
+        """True if ``mac`` authenticates ``data`` under the terminal's TAK (constant time).
+
+        Raises KeyCheckError if ``sealed_tak`` is not this vault's TAK for ``tid``.
+        """
+        tak = self._unseal(_aad("tak", tid), bytes(sealed_tak))
+        return _verify_mac(algorithm, tak, data, mac)
+
+    def new_pvk(self) -> bytes:
+        """Generate a PIN verification key and return it sealed (aad b"pvk")."""
+        return self._seal_key(generate_key(), b"pvk")
+
+    def issue_pin(self, sealed_pvk: bytes, pan: str, pin: str, pvki: str = "1") -> str:
+        """Return the 4-digit Visa PVV to store for a card with ``pan`` and ``pin``.
+
+        Raises PinError unless ``pin`` is 4 digits (the Visa PVV covers four), ``pan`` is 13
+        to 19 digits and ``pvki`` is one digit.
+        """
+        pvk = self._unseal(b"pvk", bytes(sealed_pvk))
+        if not _digits(pin, _PVV_PIN_DIGITS):
+            raise PinError(f"PIN must be {_PVV_PIN_DIGITS} digits for a Visa PVV")
+        if not is_valid_pan(pan):
+            raise PinError("PAN must be 13 to 19 digits")
+        _require_pvki(pvki)
+        return generate_visa_pvv(pvk, pvki, pin, pan)
+
+    def verify_pin(
+        self,
+        tid: str,
+        sealed_tpk: bytes,
+        pin_block: bytes,
+        pan: str,
+        sealed_pvk: bytes,
+        pvv: str,
+        pvki: str = "1",
+    ) -> PinCheck:
+        """Check an encrypted format 0 PIN block from terminal ``tid`` against the card's PVV.
+
+        Returns FORMAT_ERROR if the block is not 8 bytes, does not decode as ISO 9564 format 0
+        against ``pan`` (control nibble, PIN length, filler, digits) or ``pan`` is malformed;
+        WRONG if the PIN does not match ``pvv``; OK if it does. Raises KeyCheckError for a key
+        blob that is not this vault's key for its purpose and terminal, and PinError for a
+        malformed ``pvv`` or ``pvki`` (issuer data, not terminal input).
+        """
+        _require_pvki(pvki)
+        if not _digits(pvv, 4):
+            raise PinError("PVV must be four digits")
+        tpk = self._unseal(_aad("tpk", tid), bytes(sealed_tpk))
+        pvk = self._unseal(b"pvk", bytes(sealed_pvk))
+        if len(pin_block) != PIN_BLOCK_LEN or not is_valid_pan(pan):
+            return PinCheck.FORMAT_ERROR
+        try:
+            pin = decode_pinblock_iso_0(decrypt_tdes_ecb(tpk, bytes(pin_block)), pan)
+        except ValueError:
+            # psec's messages quote the decoded digits, so the exception is dropped here
+            # rather than chained or logged.
+            return PinCheck.FORMAT_ERROR
+        if len(pin) != _PVV_PIN_DIGITS:
+            # A well-formed block with a PIN length the PVV cannot cover can only be wrong.
+            return PinCheck.WRONG
+        expected = generate_visa_pvv(pvk, pvki, pin, pan)
+        if hmac.compare_digest(expected.encode("ascii"), pvv.encode("ascii")):
+            return PinCheck.OK
+        return PinCheck.WRONG
