@@ -14,7 +14,7 @@ import hmac
 from enum import StrEnum
 
 from psec.des import decrypt_tdes_ecb
-from psec.pin import generate_visa_pvv
+from psec.pin import generate_ibm3624_offset
 from psec.pinblock import decode_pinblock_iso_0
 
 from smartpos.keys.keys import WorkingKeys, generate_key, kcv, pack_f62, require_key
@@ -27,7 +27,17 @@ __all__ = ["UNSEALED_CACHE_SIZE", "PinCheck", "SoftHsm"]
 
 UNSEALED_CACHE_SIZE = 4096
 """Most unsealed keys kept in memory; one per active terminal key is plenty."""
-_PVV_PIN_DIGITS = 4
+# IBM 3624 PIN offsets: 4-12 digit PINs (UnionPay cards use 6). The decimalisation table
+# and validation data (the 12 PAN digits left of the check digit, padded with F) are the
+# common defaults.
+_DECIMALISATION = "0123456789012345"
+_PIN_MIN, _PIN_MAX = 4, 12
+
+
+def _offset(pvk: bytes, pin: str, pan: str) -> str:
+    start = max(0, len(pan) - 13)
+    return generate_ibm3624_offset(pvk, _DECIMALISATION, pin, pan, start, min(12, len(pan) - 1),
+                                   "F")
 
 
 class PinCheck(StrEnum):
@@ -120,18 +130,18 @@ class SoftHsm:
         return self._seal_key(generate_key(), b"pvk")
 
     def issue_pin(self, sealed_pvk: bytes, pan: str, pin: str, pvki: str = "1") -> str:
-        """Return the 4-digit Visa PVV to store for a card with ``pan`` and ``pin``.
+        """Return the IBM 3624 PIN offset to store for a card with ``pan`` and ``pin``.
 
-        Raises PinError unless ``pin`` is 4 digits (the Visa PVV covers four), ``pan`` is 13
-        to 19 digits and ``pvki`` is one digit.
+        Raises PinError unless ``pin`` is 4 to 12 digits, ``pan`` is 13 to 19 digits and
+        ``pvki`` is one digit. The offset alone does not reveal the PIN without the PVK.
         """
         pvk = self._unseal(b"pvk", bytes(sealed_pvk))
-        if not _digits(pin, _PVV_PIN_DIGITS):
-            raise PinError(f"PIN must be {_PVV_PIN_DIGITS} digits for a Visa PVV")
+        if not (pin.isascii() and pin.isdigit() and _PIN_MIN <= len(pin) <= _PIN_MAX):
+            raise PinError(f"PIN must be {_PIN_MIN} to {_PIN_MAX} digits")
         if not is_valid_pan(pan):
             raise PinError("PAN must be 13 to 19 digits")
         _require_pvki(pvki)
-        return generate_visa_pvv(pvk, pvki, pin, pan)
+        return _offset(pvk, pin, pan)
 
     def verify_pin(
         self,
@@ -143,7 +153,8 @@ class SoftHsm:
         pvv: str,
         pvki: str = "1",
     ) -> PinCheck:
-        """Check an encrypted format 0 PIN block from terminal ``tid`` against the card's PVV.
+        """Check an encrypted format 0 PIN block from terminal ``tid`` against the card's PIN
+        offset (``pvv``: the value :meth:`issue_pin` returned).
 
         Returns FORMAT_ERROR if the block is not 8 bytes, does not decode as ISO 9564 format 0
         against ``pan`` (control nibble, PIN length, filler, digits) or ``pan`` is malformed;
@@ -152,8 +163,8 @@ class SoftHsm:
         malformed ``pvv`` or ``pvki`` (issuer data, not terminal input).
         """
         _require_pvki(pvki)
-        if not _digits(pvv, 4):
-            raise PinError("PVV must be four digits")
+        if not (pvv.isascii() and pvv.isdigit() and _PIN_MIN <= len(pvv) <= _PIN_MAX):
+            raise PinError("PIN offset must be 4 to 12 digits")
         tpk = self._unseal(_aad("tpk", tid), bytes(sealed_tpk))
         pvk = self._unseal(b"pvk", bytes(sealed_pvk))
         if len(pin_block) != PIN_BLOCK_LEN or not is_valid_pan(pan):
@@ -164,10 +175,10 @@ class SoftHsm:
             # psec's messages quote the decoded digits, so the exception is dropped here
             # rather than chained or logged.
             return PinCheck.FORMAT_ERROR
-        if len(pin) != _PVV_PIN_DIGITS:
-            # A well-formed block with a PIN length the PVV cannot cover can only be wrong.
+        if len(pin) != len(pvv):
+            # The offset has the PIN's length: a PIN of another length can only be wrong.
             return PinCheck.WRONG
-        expected = generate_visa_pvv(pvk, pvki, pin, pan)
+        expected = _offset(pvk, pin, pan)
         if hmac.compare_digest(expected.encode("ascii"), pvv.encode("ascii")):
             return PinCheck.OK
         return PinCheck.WRONG

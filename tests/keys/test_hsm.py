@@ -81,14 +81,35 @@ def test_working_keys_need_the_terminals_own_tmk(hsm: SoftHsm, terminal: Termina
         hsm.new_working_keys("87654321", terminal.sealed_tmk)
 
 
-def test_issue_pin_matches_visa_pvv_published_vector(vault: Vault, hsm: SoftHsm) -> None:
-    # psec / Visa PVV example: PVK 0123...3210, PVKI 3, PIN 4524, PAN 1122334455667788.
-    sealed_pvk = vault.seal(bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"), b"pvk")
-    assert hsm.issue_pin(sealed_pvk, "1122334455667788", "4524", pvki="3") == "4021"
+def test_issue_pin_is_the_ibm3624_offset(vault: Vault, hsm: SoftHsm) -> None:
+    # Cross-check with psec's IBM 3624 offset over the 12 PAN digits left of the check digit.
+    from psec.pin import generate_ibm3624_offset
+
+    pvk = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+    sealed_pvk = vault.seal(pvk, b"pvk")
+    pan = "6212340000000000017"
+    want = generate_ibm3624_offset(pvk, "0123456789012345", "123456", pan, 6, 12, "F")
+    assert hsm.issue_pin(sealed_pvk, pan, "123456") == want
+    assert len(want) == 6
 
 
-@pytest.mark.parametrize("pin", ["123", "12345", "12a4"])
-def test_issue_pin_needs_four_digits(hsm: SoftHsm, card: tuple[bytes, str], pin: str) -> None:
+def test_six_digit_pins_verify(hsm: SoftHsm, terminal: Terminal) -> None:
+    sealed_pvk = hsm.new_pvk()
+    offset = hsm.issue_pin(sealed_pvk, PAN, "123456")
+    good = encrypt_pin_block(terminal.keys.tpk, "123456", PAN)
+    bad = encrypt_pin_block(terminal.keys.tpk, "123457", PAN)
+    short = encrypt_pin_block(terminal.keys.tpk, "1234", PAN)
+    assert hsm.verify_pin(TID, terminal.sealed_tpk, good, PAN, sealed_pvk, offset) is PinCheck.OK
+    assert hsm.verify_pin(TID, terminal.sealed_tpk, bad, PAN, sealed_pvk, offset) is PinCheck.WRONG
+    assert hsm.verify_pin(TID, terminal.sealed_tpk, short, PAN, sealed_pvk, offset) is (
+        PinCheck.WRONG
+    )
+
+
+@pytest.mark.parametrize("pin", ["123", "1234567890123", "12a4"])
+def test_issue_pin_needs_4_to_12_digits(
+    hsm: SoftHsm, card: tuple[bytes, str], pin: str
+) -> None:
     with pytest.raises(PinError):
         hsm.issue_pin(card[0], PAN, pin)
 
@@ -215,8 +236,8 @@ def test_format_error_leaks_nothing(
 
 @settings(max_examples=40, deadline=None)
 @given(
-    pin=st.text(alphabet="0123456789", min_size=4, max_size=4),
-    other=st.text(alphabet="0123456789", min_size=4, max_size=4),
+    pin=st.text(alphabet="0123456789", min_size=4, max_size=12),
+    other=st.text(alphabet="0123456789", min_size=4, max_size=12),
     pan=st.text(alphabet="0123456789", min_size=16, max_size=19),
 )
 def test_pin_verification_property(pin: str, other: str, pan: str) -> None:
@@ -229,6 +250,7 @@ def test_pin_verification_property(pin: str, other: str, pan: str) -> None:
         PinCheck.OK
     )
     other_block = encrypt_pin_block(terminal.keys.tpk, other, pan)
-    expected = PinCheck.OK if hsm.issue_pin(sealed_pvk, pan, other) == pvv else PinCheck.WRONG
+    same = len(other) == len(pin) and hsm.issue_pin(sealed_pvk, pan, other) == pvv
+    expected = PinCheck.OK if same else PinCheck.WRONG
     result = hsm.verify_pin("PROP0001", terminal.sealed_tpk, other_block, pan, sealed_pvk, pvv)
     assert result is expected
