@@ -1,0 +1,145 @@
+"""The receipt printer port: one python-escpos ``Escpos`` object, chosen by settings.
+
+python-escpos already is "one port, many adapters" (its abstract printer needs only ``_raw``);
+this module picks the adapter from ``Settings.printer``, opens it eagerly so a dead printer is
+noticed before the receipt is due, and turns every failure into a ``PrinterError`` whose
+message tells the cashier what to check — never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from escpos.escpos import Escpos
+from escpos.exceptions import DeviceNotFoundError
+from escpos.exceptions import Error as EscposError
+from escpos.printer import Dummy, File, Network
+
+from smartpos.config import Settings
+from smartpos.receipts.escpos import receipt_bytes
+from smartpos.receipts.model import Receipt
+
+log = logging.getLogger(__name__)
+
+# A LAN printer answers a TCP connect in milliseconds; waiting longer only holds up the queue.
+NETWORK_TIMEOUT_S = 5.0
+_NEXT_STEP = "check power/cable/paper, then reprint"
+
+
+class PrinterError(RuntimeError):
+    """The receipt could not be printed; the message says where and what to do next."""
+
+
+class AppendingFile(File):  # type: ignore[misc]  # python-escpos ships no type hints
+    """A file "printer" that appends and creates its directory.
+
+    python-escpos's ``File`` opens with ``"wb"``, which would wipe earlier receipts every time
+    the printer is opened; for a receipt log (and for a device node) appending is right.
+    """
+
+    def open(self, raise_not_found: bool = True) -> None:
+        """Open for appending; always raises ``DeviceNotFoundError`` on failure.
+
+        ``raise_not_found`` is ignored on purpose: a slip silently not printed is worse.
+        """
+        if self._device:
+            self.close()
+        try:
+            Path(self.devfile).parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.devfile, "ab")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            self.device = None
+            raise DeviceNotFoundError(f"cannot open {self.devfile}: {exc.strerror}") from exc
+        self.device = handle
+
+
+def _where(settings: Settings) -> str:
+    match settings.printer:
+        case "file":
+            return str(_file_path(settings))
+        case "network":
+            return f"{settings.printer_host}:{settings.printer_port}"
+        case "usb":
+            return f"USB {settings.printer_usb_vendor:04x}:{settings.printer_usb_product:04x}"
+        case other:
+            return other
+
+
+def _oneline(exc: BaseException) -> str:
+    # python-escpos messages span lines; the cashier's status line has one.
+    return " ".join(str(exc).split())
+
+
+def _file_path(settings: Settings) -> Path:
+    return settings.printer_path or settings.home / "printer.out"
+
+
+def _make(settings: Settings) -> Escpos:
+    match settings.printer:
+        case "dummy":
+            return Dummy()
+        case "file":
+            return AppendingFile(devfile=str(_file_path(settings)))
+        case "network":
+            return Network(
+                host=settings.printer_host, port=settings.printer_port, timeout=NETWORK_TIMEOUT_S
+            )
+        case "usb":
+            # Imported here: pyusb is optional and only USB printers need it.
+            from escpos.printer import usb as escpos_usb
+
+            if not escpos_usb.is_usable():
+                raise PrinterError(
+                    "USB printer configured but pyusb is not installed — "
+                    "install it (pip install pyusb) or choose another printer"
+                )
+            return escpos_usb.Usb(settings.printer_usb_vendor, settings.printer_usb_product)
+        case _:
+            raise PrinterError("no printer configured — set SMARTPOS_PRINTER to print receipts")
+
+
+def open_printer(settings: Settings) -> Escpos:
+    """Open the printer ``settings.printer`` names and return it, connected.
+
+    ``"dummy"`` collects bytes in memory; ``"file"`` appends to ``settings.printer_path``
+    (default ``<home>/printer.out``, directory created); ``"network"`` connects over TCP
+    (raw port 9100 style); ``"usb"`` needs pyusb. Raises ``PrinterError`` if the printer
+    cannot be reached or none is configured.
+    """
+    printer = _make(settings)
+    try:
+        printer.open()
+    except (OSError, EscposError, RuntimeError) as exc:
+        # RuntimeError: python-escpos raises it for a missing USB backend.
+        raise PrinterError(
+            f"printer not reachable at {_where(settings)} — {_NEXT_STEP} ({_oneline(exc)})"
+        ) from exc
+    return printer
+
+
+def print_receipts(settings: Settings, receipts: Sequence[Receipt]) -> None:
+    """Print ``receipts`` in order on the configured printer, then close it.
+
+    Each receipt is rendered completely before any byte goes out, so a rendering fault never
+    leaves half a slip on paper. Any printer failure raises ``PrinterError``.
+    """
+    width = settings.printer_width_chars
+    jobs = [receipt_bytes(r, width=width, codepage=settings.printer_codepage) for r in receipts]
+    if not jobs:
+        return
+    printer = open_printer(settings)
+    try:
+        for job in jobs:
+            printer._raw(job)
+    except (OSError, EscposError) as exc:
+        raise PrinterError(
+            f"printing failed at {_where(settings)} — {_NEXT_STEP} ({_oneline(exc)})"
+        ) from exc
+    finally:
+        try:
+            printer.close()
+        except (OSError, EscposError) as exc:
+            # Closing after a failure must not hide that failure; after success it is harmless.
+            log.warning("closing printer at %s failed: %s", _where(settings), exc)
