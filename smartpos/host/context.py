@@ -1,0 +1,50 @@
+"""The per-request context passed through the host pipeline (jPOS style: participants hold
+no per-transaction state; everything about one request lives here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from smartpos.protocol.codec import Fields
+from smartpos.protocol.messages import TxnType
+
+
+class Decline(Exception):
+    """A participant's verdict: answer with ``response_code`` and stop processing."""
+
+    def __init__(self, response_code: str, reason: str = ""):
+        super().__init__(f"{response_code} {reason}".strip())
+        self.response_code = response_code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalKeys:
+    tid: str
+    mid: str
+    status: str
+    sealed_tmk: bytes
+    sealed_tpk: bytes | None
+    sealed_tak: bytes | None
+
+
+@dataclass
+class Context:
+    fields: Fields
+    kind: TxnType
+    message: bytes
+    terminal: TerminalKeys
+    fingerprint: str = ""
+    response_code: str = "96"
+    response: Fields = field(default_factory=dict)
+    # In memory only, for this request: never persisted or logged.
+    pan: str | None = None
+    card: Any = None
+    original: Any = None
+    status: str = "declined"
+    transfer_id: str | None = None
+    replayed: bool = False
+    # The "no answer" test card: processed and recorded, but never answered.
+    silent: bool = False
+    new_keys: tuple[bytes, bytes] | None = None

@@ -1,0 +1,221 @@
+"""The host pipeline: decode → terminal & MAC → (writer: de-duplicate → PIN → risk →
+authorize → persist) → respond.
+
+Checks that need no database run in the event loop. Everything that reads or writes the
+ledger goes to one writer task, which takes the requests waiting in its queue (up to
+``max_batch``) and handles them in a single database transaction: one durable commit for the
+batch, after which every answer in it is sent. Nothing is answered before its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, select
+
+from smartpos.host.context import Context, TerminalKeys
+from smartpos.host.processor import Processor
+from smartpos.host.tables import terminals
+from smartpos.keys.hsm import SoftHsm
+from smartpos.protocol import codec
+from smartpos.protocol.codec import Fields, MessageError
+from smartpos.protocol.framing import Frame, FramingError, decode_body, encode_frame
+from smartpos.protocol.messages import TxnType, classify, response_mti
+from smartpos.protocol.profiles import AcquirerProfile
+
+log = logging.getLogger("smartpos.host")
+
+UNMACED = (TxnType.SIGN_ON, TxnType.ECHO)
+_REQUEST_MTIS = {"0200", "0220", "0221", "0320", "0400", "0401", "0500", "0800", "0820"}
+
+
+class NoAnswer(Exception):
+    """The host decided not to answer (the "no answer" test card and test amount)."""
+
+
+@dataclass
+class HostStats:
+    requests: int = 0
+    answered: int = 0
+    batches: int = 0
+    by_code: dict[str, int] = field(default_factory=dict)
+
+
+def load_terminals(conn: Connection) -> dict[str, TerminalKeys]:
+    return {
+        row.tid: TerminalKeys(row.tid, row.mid, row.status, row.sealed_tmk, row.sealed_tpk,
+                              row.sealed_tak)
+        for row in conn.execute(select(terminals))
+    }
+
+
+class HostService:
+    """Turns request frames into response frames."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        processor: Processor,
+        hsm: SoftHsm,
+        profile: AcquirerProfile,
+        *,
+        max_batch: int = 256,
+        after_commit: Callable[[list[Context]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.processor = processor
+        self.hsm = hsm
+        self.profile = profile
+        self.max_batch = max_batch
+        self.after_commit = after_commit
+        self.stats = HostStats()
+        with engine.connect() as conn:
+            self.terminals = load_terminals(conn)
+        self._queue: asyncio.Queue[tuple[Context, asyncio.Future[None]]] = asyncio.Queue(
+            maxsize=max_batch * 16
+        )
+        self._writer_task: asyncio.Task[None] | None = None
+
+    def reload_terminals(self) -> None:
+        with self.engine.connect() as conn:
+            self.terminals = load_terminals(conn)
+
+    # -- the writer ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._writer_task is None:
+            self._writer_task = asyncio.get_running_loop().create_task(self._writer())
+
+    async def stop(self) -> None:
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+            try:
+                await self._writer_task
+            except asyncio.CancelledError:
+                pass
+            self._writer_task = None
+
+    async def _writer(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await asyncio.to_thread(self._process_batch, [ctx for ctx, _ in batch])
+            except Exception as exc:  # the batch was rolled back: nothing is answered
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for ctx, fut in batch:
+                if ctx.new_keys is not None:
+                    t = self.terminals[ctx.terminal.tid]
+                    self.terminals[t.tid] = TerminalKeys(t.tid, t.mid, t.status, t.sealed_tmk,
+                                                         *ctx.new_keys)
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _process_batch(self, batch: list[Context]) -> None:
+        self.stats.batches += 1
+        try:
+            with self.engine.begin() as conn:
+                for ctx in batch:
+                    self.processor.process(conn, ctx)
+        except Exception:
+            log.exception("batch of %d failed; processing one by one", len(batch))
+            self.processor._next_id = None  # ids of the rolled-back batch are free again
+            for ctx in batch:
+                self._process_alone(ctx)
+        if self.after_commit is not None:
+            self.after_commit(batch)
+
+    def _process_alone(self, ctx: Context) -> None:
+        try:
+            with self.engine.begin() as conn:
+                self.processor.process(conn, ctx)
+        except Exception:
+            log.exception("request failed; answered 96, nothing posted")
+            self.processor._next_id = None
+            ctx.response_code = "96"
+            ctx.response = {"39": "96"}
+            ctx.new_keys = None
+
+    # -- one request -----------------------------------------------------------------------
+
+    async def handle(self, body: bytes) -> bytes | None:
+        """Answer one frame body. Returns the response frame, or None for no answer.
+        Raises ``FramingError`` when the frame is too broken to answer (close the link)."""
+        self.stats.requests += 1
+        frame = decode_body(body, self.profile.header_len)
+        try:
+            fields = codec.decode(frame.message)
+        except MessageError as exc:
+            return self._format_error(frame, exc)
+        mti = fields["t"]
+        try:
+            kind = classify(fields)
+        except MessageError as exc:
+            return self._reply(frame, {"t": response_mti(mti), "39": exc.response_code,
+                                       **_echo(fields)}, None)
+        terminal = self.terminals.get(fields.get("41", ""))
+        if terminal is None:
+            return self._reply(frame, {"t": response_mti(mti), "39": "97", **_echo(fields)},
+                               None)
+        if fields.get("42") != terminal.mid:
+            return self._reply(frame, {"t": response_mti(mti), "39": "03", **_echo(fields)},
+                               None)
+        if terminal.status != "active":
+            return self._reply(frame, {"t": response_mti(mti), "39": "58", **_echo(fields)},
+                               None)
+        if self.profile.mac_required and kind not in UNMACED and not self._mac_ok(
+            terminal, frame.message, fields
+        ):
+            return self._reply(frame, {"t": response_mti(mti), "39": "A0", **_echo(fields)},
+                               None)
+        ctx = Context(fields=fields, kind=kind, message=frame.message, terminal=terminal)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((ctx, fut))
+        await fut
+        if ctx.silent:
+            return None
+        response = {"t": response_mti(mti), **ctx.response}
+        tak = None
+        if self.profile.mac_required and kind not in UNMACED:
+            tak = self.terminals[terminal.tid].sealed_tak
+        return self._reply(frame, response, tak, terminal.tid)
+
+    def _mac_ok(self, terminal: TerminalKeys, message: bytes, fields: Fields) -> bool:
+        if terminal.sealed_tak is None or "64" not in fields:
+            return False
+        data, mac = codec.mac_input(message)
+        return self.hsm.verify_mac(terminal.tid, terminal.sealed_tak,
+                                   self.profile.mac_algorithm, data, mac)
+
+    def _format_error(self, frame: Frame, exc: MessageError) -> bytes | None:
+        mti = frame.message[:2].hex()
+        if mti not in _REQUEST_MTIS:
+            raise FramingError(f"undecodable message: {exc}")
+        return self._reply(frame, {"t": response_mti(mti), "39": exc.response_code}, None)
+
+    def _reply(self, frame: Frame, fields: Fields, sealed_tak: bytes | None,
+               tid: str = "") -> bytes:
+        self.stats.answered += 1
+        rc = fields.get("39", "")
+        self.stats.by_code[rc] = self.stats.by_code.get(rc, 0) + 1
+        mac_fn = None
+        if sealed_tak is not None:
+            tak = sealed_tak
+
+            def mac_fn(data: bytes) -> bytes:
+                return self.hsm.generate_mac(tid, tak, self.profile.mac_algorithm, data)
+
+        message = codec.encode(fields, mac=mac_fn)
+        return encode_frame(Frame(frame.tpdu.swapped(), frame.header, message))
+
+
+def _echo(fields: Fields) -> Fields:
+    return {k: fields[k] for k in ("3", "4", "11", "41", "42") if k in fields}

@@ -1,0 +1,581 @@
+"""What the issuer and acquirer decide for each request, inside one database transaction.
+
+Order of participants for a card request (DESIGN §3.3): de-duplicate → card → PIN → risk →
+authorize → persist. Decode, terminal and MAC checks run before, in the server's event loop
+(:mod:`smartpos.host.pipeline`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+
+from smartpos.cards import CardError, PanTokenizer, brand_of, expiry_passed, normalize_pan
+from smartpos.cards.track import parse_track2
+from smartpos.host import ledger
+from smartpos.host.context import Context, Decline
+from smartpos.host.tables import batches, cards, merchants, requests, terminals
+from smartpos.keys.hsm import PinCheck, SoftHsm
+from smartpos.protocol.codec import Fields
+from smartpos.protocol.messages import (
+    F60,
+    F61,
+    NET_BATCH_UPLOAD_END,
+    TYPE_PURCHASE,
+    TYPE_REFUND,
+    SettlementTotals,
+    SettleResult,
+    TotalsGroup,
+    TxnType,
+    balance_f54,
+    request_class,
+    require,
+)
+
+PIN_TRIES_MAX = 3
+# Test amounts (docs/test-cards.md): 9,000.00–9,000.99 force the response code in the cents.
+FORCED_AMOUNT_BASE = 900_000
+FORCED_CODES = {"05", "12", "13", "51", "61", "91", "96"}
+FORCED_NO_ANSWER_CENTS = 98
+
+# Fields whose value makes two requests "the same request" for de-duplication.
+_FINGERPRINT_FIELDS = ("2", "3", "4", "11", "13", "35", "37", "41", "42", "49", "60", "61")
+
+_ECHO_FIELDS = ("3", "4", "11", "12", "13", "25", "41", "42", "49", "60")
+
+
+@dataclass(frozen=True)
+class Limits:
+    single_txn_max_minor: int = 5_000_000  # 50,000.00 per card transaction
+    currency_numeric: str = "156"
+
+
+def fingerprint(fields: Fields) -> str:
+    h = hashlib.sha256(request_class(fields.get("t", "0000")).encode())
+    for name in _FINGERPRINT_FIELDS:
+        h.update(name.encode() + b"=" + fields.get(name, "").encode() + b";")
+    return h.hexdigest()
+
+
+class Processor:
+    """Stateless between requests except for the RRN sequence, which the single writer owns."""
+
+    def __init__(self, hsm: SoftHsm, tokenizer: PanTokenizer, sealed_pvk: bytes,
+                 limits: Limits | None = None) -> None:
+        self.hsm = hsm
+        self.tokenizer = tokenizer
+        self.sealed_pvk = sealed_pvk
+        self.limits = limits or Limits()
+        self._next_id: int | None = None
+
+    # -- entry -----------------------------------------------------------------------------
+
+    def process(self, conn: Connection, ctx: Context) -> None:
+        """Decide and persist one request. Afterwards ``ctx.response`` holds the answer."""
+        if ctx.kind == TxnType.ECHO:
+            ctx.response_code = "00"
+            self._respond(ctx)
+            return
+        if ctx.kind == TxnType.SIGN_ON:
+            self._sign_on(conn, ctx)
+            self._respond(ctx)
+            return
+        ctx.fingerprint = fingerprint(ctx.fields)
+        if self._replay(conn, ctx):
+            return
+        try:
+            handler = _HANDLERS[ctx.kind]
+            handler(self, conn, ctx)
+        except Decline as d:
+            ctx.response_code = d.response_code
+            if ctx.status == "approved":
+                ctx.status = "declined"
+        self._respond(ctx)
+        self._persist(conn, ctx)
+
+    # -- de-duplicate ----------------------------------------------------------------------
+
+    def _identity(self, ctx: Context) -> tuple[str, str, str, str]:
+        f = ctx.fields
+        return (ctx.terminal.tid, request_class(f["t"]), f.get("11", ""), f.get("13", ""))
+
+    def _replay(self, conn: Connection, ctx: Context) -> bool:
+        require(ctx.fields, "11", "13")
+        tid, cls, stan, mmdd = self._identity(ctx)
+        row = conn.execute(
+            select(requests.c.fingerprint, requests.c.response_json).where(
+                and_(requests.c.tid == tid, requests.c.msg_class == cls,
+                     requests.c.stan == stan, requests.c.date_mmdd == mmdd)
+            )
+        ).first()
+        if row is None:
+            return False
+        ctx.replayed = True
+        if row.fingerprint == ctx.fingerprint:
+            stored = json.loads(row.response_json)
+            ctx.response = stored["fields"]
+            ctx.silent = stored.get("silent", False)
+            ctx.response_code = ctx.response.get("39", "96")
+        else:
+            ctx.response_code = "94"
+            self._respond(ctx)
+        return True
+
+    # -- participants ----------------------------------------------------------------------
+
+    def _card(self, conn: Connection, ctx: Context) -> None:
+        f = ctx.fields
+        expiry = f.get("14")
+        try:
+            if f.get("35"):
+                track = parse_track2(f["35"])
+                pan, expiry = track.pan, track.expiry
+            elif f.get("2"):
+                pan = normalize_pan(f["2"])
+            else:
+                raise Decline("30", "no card data")
+        except CardError as exc:
+            raise Decline("14", str(exc)) from None
+        ctx.pan = pan
+        card = conn.execute(
+            select(cards).where(cards.c.token == self.tokenizer.token(pan))
+        ).first()
+        if card is None:
+            raise Decline("14", "unknown card")
+        ctx.card = card
+        status_codes = {"lost": "41", "stolen": "43", "restricted": "62", "do_not_honor": "05"}
+        if card.status in status_codes:
+            raise Decline(status_codes[card.status], card.status)
+        if card.status == "no_answer":
+            ctx.silent = True
+            raise Decline("91", "issuer does not answer")
+        if expiry_passed(card.expiry, date.today()) or (expiry and expiry_passed(expiry,
+                                                                                   date.today())):
+            raise Decline("54", "expired")
+
+    def _pin(self, conn: Connection, ctx: Context) -> None:
+        card, f = ctx.card, ctx.fields
+        if not f.get("52"):
+            if card.pin_required:
+                raise Decline("55", "PIN required")
+            return
+        if card.pin_tries >= PIN_TRIES_MAX:
+            raise Decline("75", "PIN tries exceeded")
+        assert ctx.pan is not None and ctx.terminal.sealed_tpk is not None
+        verdict = self.hsm.verify_pin(ctx.terminal.tid, ctx.terminal.sealed_tpk,
+                                      bytes.fromhex(f["52"]), ctx.pan, self.sealed_pvk,
+                                      card.pvv, card.pvki)
+        if verdict == PinCheck.FORMAT_ERROR:
+            raise Decline("99", "PIN block format")
+        tries = 0 if verdict == PinCheck.OK else card.pin_tries + 1
+        if tries != card.pin_tries:
+            conn.execute(update(cards).where(cards.c.token == card.token).values(pin_tries=tries))
+        if verdict == PinCheck.WRONG:
+            raise Decline("75" if tries >= PIN_TRIES_MAX else "55", "wrong PIN")
+
+    def _risk(self, ctx: Context) -> None:
+        f = ctx.fields
+        if f.get("49", self.limits.currency_numeric) != self.limits.currency_numeric:
+            raise Decline("13", "currency not accepted")
+        amount = int(f.get("4", "0") or 0)
+        if amount <= 0:
+            raise Decline("13", "zero amount")
+        if FORCED_AMOUNT_BASE <= amount < FORCED_AMOUNT_BASE + 100:
+            cents = amount - FORCED_AMOUNT_BASE
+            if cents == FORCED_NO_ANSWER_CENTS:
+                ctx.silent = True
+                raise Decline("98", "forced no answer")
+            if f"{cents:02d}" in FORCED_CODES:
+                raise Decline(f"{cents:02d}", "forced by test amount")
+        if amount > self.limits.single_txn_max_minor:
+            raise Decline("61", "above single transaction limit")
+
+    def _open_batch(self, conn: Connection, ctx: Context) -> str:
+        batch_no = F60.decode(ctx.fields["60"]).batch_no
+        row = conn.execute(
+            select(batches.c.status).where(
+                and_(batches.c.tid == ctx.terminal.tid, batches.c.batch_no == batch_no)
+            )
+        ).first()
+        if row is None:
+            conn.execute(batches.insert().values(tid=ctx.terminal.tid, batch_no=batch_no,
+                                                 status="open"))
+        elif row.status != "open":
+            raise Decline("77", f"batch {batch_no} already settled")
+        return batch_no
+
+    def _merchant_account(self, conn: Connection, ctx: Context) -> int:
+        return int(conn.execute(
+            select(merchants.c.account_id).where(merchants.c.mid == ctx.terminal.mid)
+        ).scalar_one())
+
+    def _transfer_id(self, ctx: Context, suffix: str) -> str:
+        tid, cls, stan, mmdd = self._identity(ctx)
+        return f"{tid}:{cls}:{mmdd}:{stan}:{suffix}"
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def _purchase(self, conn: Connection, ctx: Context) -> None:
+        require(ctx.fields, "3", "4", "22", "41", "42", "60")
+        self._reject_if_reversed(conn, ctx)
+        self._open_batch(conn, ctx)
+        self._card(conn, ctx)
+        self._pin(conn, ctx)
+        self._risk(ctx)
+        tid = self._transfer_id(ctx, "hold")
+        try:
+            ledger.hold(conn, tid, ctx.card.account_id, self._merchant_account(conn, ctx),
+                        int(ctx.fields["4"]), "purchase")
+        except ledger.InsufficientFunds:
+            raise Decline("51", "insufficient funds") from None
+        ctx.transfer_id = tid
+        ctx.status = "approved"
+        ctx.response_code = "00"
+
+    def _balance(self, conn: Connection, ctx: Context) -> None:
+        require(ctx.fields, "3", "22", "41", "42")
+        self._card(conn, ctx)
+        self._pin(conn, ctx)
+        ctx.response["54"] = balance_f54(ledger.available(conn, ctx.card.account_id),
+                                         self.limits.currency_numeric)
+        ctx.status = "approved"
+        ctx.response_code = "00"
+
+    def _find_original(self, conn: Connection, **where: Any) -> Any:
+        clauses = [getattr(requests.c, k) == v for k, v in where.items()]
+        return conn.execute(select(requests).where(and_(*clauses))).first()
+
+    def _void(self, conn: Connection, ctx: Context) -> None:
+        require(ctx.fields, "3", "4", "41", "42", "60", "61")
+        self._reject_if_reversed(conn, ctx)
+        batch_no = self._open_batch(conn, ctx)
+        orig_ref = F61.decode(ctx.fields["61"])
+        original = self._find_original(conn, tid=ctx.terminal.tid, kind="purchase",
+                                       stan=orig_ref.stan, batch_no=orig_ref.batch_no)
+        if original is None or original.response_code != "00":
+            raise Decline("25", "original purchase not found")
+        if original.batch_no != batch_no or original.settled:
+            raise Decline("12", "void only within the open batch")
+        if original.status != "approved":
+            raise Decline("12", f"original is {original.status}")
+        if original.refunded_minor:
+            raise Decline("12", "original already partly refunded")
+        if int(ctx.fields["4"]) != original.amount_minor:
+            raise Decline("64", "amount differs from the original")
+        if ctx.fields.get("37") and ctx.fields["37"] != original.rrn:
+            raise Decline("25", "RRN does not match the original")
+        self._check_same_card(ctx, original)
+        tid = self._transfer_id(ctx, "void")
+        ledger.void_pending(conn, tid, original.transfer_id)
+        conn.execute(update(requests).where(requests.c.id == original.id).values(status="voided"))
+        ctx.original, ctx.transfer_id = original, tid
+        ctx.status, ctx.response_code = "approved", "00"
+
+    def _check_same_card(self, ctx: Context, original: Any) -> None:
+        f = ctx.fields
+        if not (f.get("2") or f.get("35")):
+            return
+        try:
+            pan = parse_track2(f["35"]).pan if f.get("35") else normalize_pan(f["2"])
+        except CardError:
+            raise Decline("14", "bad card data") from None
+        ctx.pan = pan
+        if self.tokenizer.token(pan) != original.pan_token:
+            raise Decline("14", "card differs from the original")
+
+    def _refund(self, conn: Connection, ctx: Context) -> None:
+        require(ctx.fields, "3", "4", "37", "41", "42", "60")
+        self._reject_if_reversed(conn, ctx)
+        self._open_batch(conn, ctx)
+        original = self._find_original(conn, rrn=ctx.fields["37"], kind="purchase")
+        if original is None or original.response_code != "00":
+            raise Decline("25", "original purchase not found")
+        mid = conn.execute(select(terminals.c.mid).where(terminals.c.tid == original.tid)
+                           ).scalar_one()
+        if mid != ctx.terminal.mid:
+            raise Decline("25", "original belongs to another merchant")
+        if original.status not in ("approved",):
+            raise Decline("12", f"original is {original.status}")
+        if not (ctx.fields.get("2") or ctx.fields.get("35")):
+            raise Decline("30", "refund needs the card")
+        self._check_same_card(ctx, original)
+        amount = int(ctx.fields["4"])
+        if amount <= 0:
+            raise Decline("13", "zero amount")
+        if original.refunded_minor + amount > original.amount_minor:
+            raise Decline("64", "refund exceeds what is left of the original")
+        card_account = conn.execute(
+            select(cards.c.account_id).where(cards.c.token == original.pan_token)
+        ).scalar_one()
+        tid = self._transfer_id(ctx, "refund")
+        ledger.transfer(conn, tid, self._merchant_account(conn, ctx), card_account, amount,
+                        "refund", force=True)
+        conn.execute(update(requests).where(requests.c.id == original.id).values(
+            refunded_minor=requests.c.refunded_minor + amount))
+        ctx.original, ctx.transfer_id = original, tid
+        ctx.status, ctx.response_code = "approved", "00"
+
+    def _reject_if_reversed(self, conn: Connection, ctx: Context) -> None:
+        """A reversal that arrived before its original leaves a tombstone: the late original
+        must never post."""
+        tid, _, stan, mmdd = self._identity(ctx)
+        if self._find_original(conn, tid=tid, msg_class="0400", stan=stan, date_mmdd=mmdd):
+            raise Decline("12", "already reversed by the terminal")
+
+    def _reversal(self, conn: Connection, ctx: Context) -> None:
+        require(ctx.fields, "3", "4", "41", "42", "60")
+        tid, _, stan, mmdd = self._identity(ctx)
+        original = conn.execute(
+            select(requests).where(and_(
+                requests.c.tid == tid, requests.c.stan == stan, requests.c.date_mmdd == mmdd,
+                requests.c.msg_class.in_(("0200", "0220")),
+                requests.c.kind.in_(("purchase", "void", "refund")),
+            ))
+        ).first()
+        ctx.status, ctx.response_code = "approved", "00"
+        if original is None or original.response_code != "00" or original.status == "reversed":
+            return  # nothing was posted (or it is already undone): acknowledge, remember
+        ctx.original = original
+        rid = self._transfer_id(ctx, "reversal")
+        if original.kind == "purchase":
+            self._undo_purchase(conn, original, rid)
+        elif original.kind == "void":
+            purchase = self._find_original(conn, id=original.original_id)
+            amount = purchase.amount_minor
+            hold_id = rid + ":rehold"
+            ledger.hold(conn, hold_id, self._card_account(conn, purchase.pan_token),
+                        self._merchant_account(conn, ctx), amount, "purchase", force=True)
+            conn.execute(update(requests).where(requests.c.id == purchase.id).values(
+                status="approved", transfer_id=hold_id))
+        elif original.kind == "refund":
+            purchase = self._find_original(conn, id=original.original_id)
+            ledger.transfer(conn, rid, self._card_account(conn, purchase.pan_token),
+                            self._merchant_account(conn, ctx), original.amount_minor,
+                            "reversal", force=True)
+            conn.execute(update(requests).where(requests.c.id == purchase.id).values(
+                refunded_minor=requests.c.refunded_minor - original.amount_minor))
+        conn.execute(update(requests).where(requests.c.id == original.id).values(
+            status="reversed"))
+
+    def _card_account(self, conn: Connection, token: str) -> int:
+        return int(conn.execute(select(cards.c.account_id).where(cards.c.token == token)
+                                ).scalar_one())
+
+    def _undo_purchase(self, conn: Connection, purchase: Any, transfer_id: str) -> None:
+        if purchase.status == "voided":
+            return
+        if ledger.pending_open(conn, purchase.transfer_id):
+            ledger.void_pending(conn, transfer_id, purchase.transfer_id)
+        else:  # already captured at settlement: a compensating transfer
+            t = ledger.get_transfer(conn, purchase.transfer_id)
+            assert t is not None
+            ledger.transfer(conn, transfer_id, t.credit_account_id, t.debit_account_id,
+                            t.amount_minor, "reversal", force=True)
+
+    # -- settlement ------------------------------------------------------------------------
+
+    def host_totals(self, conn: Connection, tid: str, batch_no: str) -> SettlementTotals:
+        groups: dict[bool, dict[str, int]] = {
+            True: {"da": 0, "dc": 0, "ca": 0, "cc": 0},
+            False: {"da": 0, "dc": 0, "ca": 0, "cc": 0},
+        }
+        rows = conn.execute(select(requests.c.kind, requests.c.amount_minor, requests.c.domestic)
+                            .where(and_(requests.c.tid == tid, requests.c.batch_no == batch_no,
+                                        requests.c.status == "approved",
+                                        requests.c.kind.in_(("purchase", "refund")))))
+        for row in rows:
+            g = groups[bool(row.domestic)]
+            if row.kind == "purchase":
+                g["da"] += row.amount_minor
+                g["dc"] += 1
+            else:
+                g["ca"] += row.amount_minor
+                g["cc"] += 1
+
+        def group(g: dict[str, int]) -> TotalsGroup:
+            return TotalsGroup(g["da"], g["dc"], g["ca"], g["cc"])
+
+        return SettlementTotals(group(groups[True]), group(groups[False]))
+
+    def _settle_batch(self, conn: Connection, tid: str, batch_no: str, result: str) -> None:
+        """Capture every hold of the batch's approved purchases, at most once each."""
+        rows = conn.execute(select(requests.c.id, requests.c.transfer_id).where(and_(
+            requests.c.tid == tid, requests.c.batch_no == batch_no,
+            requests.c.kind == "purchase", requests.c.status == "approved",
+            requests.c.settled.is_(False))))
+        for row in rows:
+            if row.transfer_id and ledger.pending_open(conn, row.transfer_id):
+                ledger.post_pending(conn, f"{row.transfer_id}:capture", row.transfer_id)
+        conn.execute(update(requests).where(and_(requests.c.tid == tid,
+                                                 requests.c.batch_no == batch_no)).values(
+            settled=True))
+        values = {"status": "settled", "result": result, "settled_at": datetime.now(UTC)}
+        exists = conn.execute(select(batches.c.status).where(and_(
+            batches.c.tid == tid, batches.c.batch_no == batch_no))).first()
+        if exists is None:
+            conn.execute(batches.insert().values(tid=tid, batch_no=batch_no, **values))
+        else:
+            conn.execute(update(batches).where(and_(batches.c.tid == tid,
+                                                    batches.c.batch_no == batch_no)).values(
+                **values))
+
+    def _settlement(self, conn: Connection, ctx: Context) -> None:
+        require(ctx.fields, "41", "42", "48", "60")
+        batch_no = F60.decode(ctx.fields["60"]).batch_no
+        terminal_totals, _ = SettlementTotals.decode(ctx.fields["48"])
+        state = conn.execute(select(batches.c.status).where(and_(
+            batches.c.tid == ctx.terminal.tid, batches.c.batch_no == batch_no))).scalar()
+        if state == "settled":
+            raise Decline("77", "batch already settled")
+        ours = self.host_totals(conn, ctx.terminal.tid, batch_no)
+        if ours == terminal_totals:
+            self._settle_batch(conn, ctx.terminal.tid, batch_no, SettleResult.BALANCED)
+            result = SettleResult.BALANCED
+        else:
+            result = SettleResult.NOT_BALANCED
+            if state is None:
+                conn.execute(batches.insert().values(tid=ctx.terminal.tid, batch_no=batch_no,
+                                                     status="uploading"))
+            else:
+                conn.execute(update(batches).where(and_(
+                    batches.c.tid == ctx.terminal.tid, batches.c.batch_no == batch_no)).values(
+                    status="uploading"))
+            conn.execute(update(requests).where(and_(
+                requests.c.tid == ctx.terminal.tid, requests.c.batch_no == batch_no)).values(
+                uploaded=False))
+        ctx.response["48"] = ours.encode(result)
+        ctx.status, ctx.response_code = "approved", "00"
+
+    def _batch_upload(self, conn: Connection, ctx: Context) -> None:
+        require(ctx.fields, "41", "42", "60")
+        f60 = F60.decode(ctx.fields["60"])
+        tid, batch_no = ctx.terminal.tid, f60.batch_no
+        state = conn.execute(select(batches.c.status).where(and_(
+            batches.c.tid == tid, batches.c.batch_no == batch_no))).scalar()
+        if state != "uploading":
+            raise Decline("12", "no batch upload in progress")
+        if f60.net_code != NET_BATCH_UPLOAD_END:
+            require(ctx.fields, "4", "37")
+            kind = {TYPE_PURCHASE: "purchase", TYPE_REFUND: "refund"}.get(f60.type_code)
+            row = self._find_original(conn, tid=tid, batch_no=batch_no, rrn=ctx.fields["37"])
+            if kind is None or row is None or row.kind != kind or (
+                    row.amount_minor != int(ctx.fields["4"])):
+                raise Decline("25", "uploaded transaction unknown to the host")
+            conn.execute(update(requests).where(requests.c.id == row.id).values(uploaded=True))
+            ctx.status, ctx.response_code = "approved", "00"
+            return
+        # Upload end: what the terminal does not hold as approved never happened for it.
+        stale = conn.execute(select(requests).where(and_(
+            requests.c.tid == tid, requests.c.batch_no == batch_no,
+            requests.c.status == "approved", requests.c.uploaded.is_(False),
+            requests.c.kind.in_(("purchase", "refund"))))).all()
+        for row in stale:
+            rid = f"{tid}:upload:{batch_no}:{row.id}:undo"
+            if row.kind == "purchase":
+                self._undo_purchase(conn, row, rid)
+            else:
+                purchase = self._find_original(conn, id=row.original_id)
+                ledger.transfer(conn, rid, self._card_account(conn, purchase.pan_token),
+                                self._merchant_account(conn, ctx), row.amount_minor,
+                                "reversal", force=True)
+                conn.execute(update(requests).where(requests.c.id == purchase.id).values(
+                    refunded_minor=requests.c.refunded_minor - row.amount_minor))
+            conn.execute(update(requests).where(requests.c.id == row.id).values(
+                status="reversed"))
+        totals = self.host_totals(conn, tid, batch_no)
+        self._settle_batch(conn, tid, batch_no, SettleResult.BALANCED)
+        ctx.response["48"] = totals.encode(SettleResult.BALANCED)
+        ctx.status, ctx.response_code = "approved", "00"
+
+    # -- sign-on ---------------------------------------------------------------------------
+
+    def _sign_on(self, conn: Connection, ctx: Context) -> None:
+        sealed_tpk, sealed_tak, f62 = self.hsm.new_working_keys(ctx.terminal.tid,
+                                                                ctx.terminal.sealed_tmk)
+        conn.execute(update(terminals).where(terminals.c.tid == ctx.terminal.tid).values(
+            sealed_tpk=sealed_tpk, sealed_tak=sealed_tak, signed_on_at=datetime.now(UTC)))
+        ctx.new_keys = (sealed_tpk, sealed_tak)
+        ctx.response["62"] = f62.hex().upper()
+        ctx.response_code = "00"
+
+    # -- respond & persist -----------------------------------------------------------------
+
+    def _allocate_id(self, conn: Connection) -> int:
+        if self._next_id is None:
+            current = conn.execute(select(func.max(requests.c.id))).scalar()
+            self._next_id = int(current or 0) + 1
+        value = self._next_id
+        self._next_id += 1
+        return value
+
+    def _respond(self, ctx: Context) -> None:
+        f = ctx.fields
+        resp: Fields = {k: f[k] for k in _ECHO_FIELDS if k in f}
+        resp.update(ctx.response)
+        now = datetime.now()
+        resp.setdefault("12", now.strftime("%H%M%S"))
+        resp.setdefault("13", now.strftime("%m%d"))
+        resp["39"] = ctx.response_code
+        resp["41"] = ctx.terminal.tid
+        resp["42"] = ctx.terminal.mid
+        if ctx.kind in (TxnType.PURCHASE, TxnType.VOID, TxnType.REFUND, TxnType.SETTLEMENT,
+                        TxnType.BALANCE):
+            resp["15"] = now.strftime("%m%d")
+        ctx.response = resp
+
+    def _persist(self, conn: Connection, ctx: Context) -> None:
+        row_id = self._allocate_id(conn)
+        rrn = f"{datetime.now():%y%m}{row_id % 10**8:08d}"
+        approved = ctx.response_code == "00"
+        if ctx.kind in (TxnType.PURCHASE, TxnType.VOID, TxnType.REFUND, TxnType.BALANCE):
+            ctx.response["37"] = rrn
+            if approved and ctx.kind != TxnType.BALANCE:
+                ctx.response["38"] = f"{secrets.randbelow(10**6):06d}"
+        f = ctx.fields
+        batch_no = F60.decode(f["60"]).batch_no if "60" in f else "000000"
+        domestic = True
+        token = None
+        if ctx.pan is not None:
+            token = self.tokenizer.token(ctx.pan)
+            domestic = brand_of(ctx.pan).is_domestic
+        elif ctx.original is not None:
+            token, domestic = ctx.original.pan_token, ctx.original.domestic
+        stored = {"fields": ctx.response, "silent": ctx.silent}
+        conn.execute(requests.insert().values(
+            id=row_id,
+            tid=ctx.terminal.tid,
+            msg_class=request_class(f["t"]),
+            stan=f.get("11", ""),
+            date_mmdd=f.get("13", ""),
+            kind=ctx.kind.value,
+            fingerprint=ctx.fingerprint,
+            response_code=ctx.response_code,
+            status=ctx.status if approved else "declined",
+            rrn=ctx.response.get("37"),
+            auth_code=ctx.response.get("38"),
+            amount_minor=int(f.get("4") or 0),
+            pan_token=token,
+            domestic=domestic,
+            batch_no=batch_no,
+            transfer_id=ctx.transfer_id,
+            original_id=ctx.original.id if ctx.original is not None else None,
+            response_json=json.dumps(stored),
+            created_at=datetime.now(UTC),
+        ))
+
+
+_HANDLERS = {
+    TxnType.PURCHASE: Processor._purchase,
+    TxnType.BALANCE: Processor._balance,
+    TxnType.VOID: Processor._void,
+    TxnType.REFUND: Processor._refund,
+    TxnType.REVERSAL: Processor._reversal,
+    TxnType.SETTLEMENT: Processor._settlement,
+    TxnType.BATCH_UPLOAD: Processor._batch_upload,
+}

@@ -1,0 +1,1 @@
+"""The terminal engine: transaction state machine, host link, reversals, batch, journal."""

@@ -1,0 +1,616 @@
+"""The terminal's transaction state machine (DESIGN §3.2).
+
+``idle → card read → amount → PIN → online request → approved / declined / no answer →
+receipt → idle``. Before a money-moving request leaves, the journal row and an *armed*
+reversal are committed. A valid answer disarms the reversal in the same commit that records
+the outcome; a timeout, a lost link, a bad MAC or a crash leaves it pending, and it is sent
+(0400, repeats 0401) before anything else until the host acknowledges it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, select, update
+
+from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan, normalize_pan
+from smartpos.cards.track import parse_expiry, parse_track2
+from smartpos.keys.keys import unpack_f62
+from smartpos.keys.mac import compute_mac, verify_mac
+from smartpos.keys.pinblock import encrypt_pin_block
+from smartpos.keys.vault import Vault
+from smartpos.money import Money
+from smartpos.protocol import codec
+from smartpos.protocol.codec import Fields, MessageError
+from smartpos.protocol.codes import REVERSAL_MAC_ERROR, REVERSAL_NO_RESPONSE, describe
+from smartpos.protocol.messages import (
+    ENTRY_MANUAL,
+    ENTRY_NAMES,
+    ENTRY_SWIPE,
+    F60,
+    F61,
+    NET_BATCH_UPLOAD,
+    NET_BATCH_UPLOAD_END,
+    NET_ECHO,
+    NET_SETTLE,
+    NET_SIGN_ON,
+    PROC_BALANCE,
+    PROC_PURCHASE,
+    PROC_REFUND,
+    PROC_VOID,
+    TYPE_BALANCE,
+    TYPE_NETWORK,
+    TYPE_PURCHASE,
+    TYPE_REFUND,
+    TYPE_VOID,
+    SettlementTotals,
+    SettleResult,
+    TotalsGroup,
+    entry_mode,
+    parse_f54,
+    response_mti,
+)
+from smartpos.protocol.profiles import AcquirerProfile
+from smartpos.terminal.link import HostLink, LinkError
+from smartpos.terminal.tables import journal, reversals, settlements, terminal_config
+
+OPERATOR = "01 "
+STAN_MAX = 999_999
+
+
+class TerminalError(Exception):
+    """A request the terminal refuses before anything is sent (clear message, no change)."""
+
+
+@dataclass(frozen=True)
+class CardInput:
+    """What the reader (or the keypad) gave: either track 2 (swipe) or a keyed PAN."""
+
+    pan: str
+    expiry: str | None
+    track2: str | None
+    entry: str  # ENTRY_SWIPE | ENTRY_MANUAL | ...
+
+    def __repr__(self) -> str:
+        return f"CardInput({mask_pan(self.pan)}, entry={ENTRY_NAMES.get(self.entry)})"
+
+    @classmethod
+    def parse(cls, text: str, expiry: str | None = None) -> CardInput:
+        """``text`` is a PAN (keyed entry) or ISO 7813 track 2 (``PAN=YYMM...``, swipe)."""
+        raw = text.strip()
+        if any(sep in raw for sep in "=Dd"):
+            track = parse_track2(raw)
+            return cls(track.pan, track.expiry, track.encode(), ENTRY_SWIPE)
+        return cls(normalize_pan(raw), parse_expiry(expiry) if expiry else None, None,
+                   ENTRY_MANUAL)
+
+
+@dataclass
+class TxnResult:
+    result: str  # approved | declined | error
+    response_code: str
+    message: str
+    kind: str
+    amount_minor: int = 0
+    currency: str = "CNY"
+    stan: str = ""
+    invoice_no: str = ""
+    batch_no: str = ""
+    auth_code: str = ""
+    rrn: str = ""
+    pan_masked: str = ""
+    brand: str = ""
+    entry_mode: str = ""
+    reversal: str | None = None  # None | "sent" | "queued"
+    balance_minor: int | None = None
+    journal_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Terminal:
+    def __init__(self, engine: Engine, vault: Vault, profile: AcquirerProfile,
+                 link: HostLink, *, currency: str = "CNY",
+                 clock: Callable[[], datetime] = datetime.now) -> None:
+        self.engine = engine
+        self.vault = vault
+        self.profile = profile
+        self.link = link
+        self.currency = currency
+        self.clock = clock
+        with engine.connect() as conn:
+            cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
+        if cfg is None:
+            raise TerminalError("terminal is not provisioned: run `smartpos terminal provision`")
+        self.tid, self.mid, self.merchant_name = cfg.tid, cfg.mid, cfg.merchant_name
+        self.tokenizer = PanTokenizer(vault.unseal(cfg.sealed_token_key, b"token_key"))
+        self._tmk = vault.unseal(cfg.sealed_tmk, b"tmk:" + cfg.tid.encode())
+        self._tpk = vault.unseal(cfg.sealed_tpk, b"tpk") if cfg.sealed_tpk else None
+        self._tak = vault.unseal(cfg.sealed_tak, b"tak") if cfg.sealed_tak else None
+
+    # -- counters & state ------------------------------------------------------------------
+
+    def _cfg(self, conn: Connection) -> Any:
+        return conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).one()
+
+    def batch_no(self) -> str:
+        with self.engine.connect() as conn:
+            return f"{self._cfg(conn).batch_no:06d}"
+
+    def _next_stan(self, conn: Connection) -> str:
+        cfg = self._cfg(conn)
+        stan = cfg.stan % STAN_MAX + 1
+        conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(stan=stan))
+        return f"{stan:06d}"
+
+    def _next_invoice(self, conn: Connection) -> str:
+        cfg = self._cfg(conn)
+        inv = cfg.invoice_no % STAN_MAX + 1
+        conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(
+            invoice_no=inv))
+        return f"{inv:06d}"
+
+    def _base(self, mti: str, stan: str, now: datetime) -> Fields:
+        return {"t": mti, "11": stan, "12": now.strftime("%H%M%S"), "13": now.strftime("%m%d"),
+                "41": self.tid, "42": self.mid}
+
+    # -- messages --------------------------------------------------------------------------
+
+    def _mac(self, data: bytes) -> bytes:
+        if self._tak is None:
+            raise TerminalError("no MAC key: sign on first (`smartpos terminal signon`)")
+        return compute_mac(self.profile.mac_algorithm, self._tak, data)
+
+    def _encode(self, fields: Fields, maced: bool) -> bytes:
+        return codec.encode(fields, mac=self._mac if maced and self.profile.mac_required
+                            else None)
+
+    def _check_response(self, request: Fields, raw: bytes, maced: bool) -> Fields:
+        """Decode and match an answer. Raises MessageError (with response_code A0 for a bad
+        MAC) when it cannot be trusted."""
+        resp = codec.decode(raw)
+        if resp["t"] != response_mti(request["t"]) or resp.get("11") != request.get("11") or \
+                resp.get("41") != self.tid:
+            raise MessageError("answer does not match the request", "11")
+        if "4" in request and resp.get("4", request["4"]) != request["4"]:
+            raise MessageError("answer carries another amount", "4")
+        if maced and self.profile.mac_required:
+            if "64" in resp:
+                assert self._tak is not None
+                data, mac = codec.mac_input(raw)
+                if not verify_mac(self.profile.mac_algorithm, self._tak, data, mac):
+                    raise MessageError("answer MAC does not verify", "64",
+                                       response_code=REVERSAL_MAC_ERROR)
+            elif resp.get("39") == "00":
+                raise MessageError("approval without a MAC", "64",
+                                   response_code=REVERSAL_MAC_ERROR)
+        return resp
+
+    # -- network management ----------------------------------------------------------------
+
+    async def sign_on(self) -> TxnResult:
+        with self.engine.begin() as conn:
+            stan = self._next_stan(conn)
+        now = self.clock()
+        req = self._base("0800", stan, now)
+        req["60"] = F60(TYPE_NETWORK, self.batch_no(), NET_SIGN_ON).encode()
+        req["63"] = OPERATOR
+        try:
+            resp = self._check_response(req, await self.link.exchange(self._encode(req, False)),
+                                        False)
+        except (LinkError, MessageError) as exc:
+            return TxnResult("error", "", f"sign-on failed: {exc}", "sign_on", stan=stan)
+        rc = resp.get("39", "")
+        if rc != "00" or "62" not in resp:
+            return TxnResult("declined", rc, describe(rc).en, "sign_on", stan=stan)
+        keys = unpack_f62(self._tmk, bytes.fromhex(resp["62"]))
+        with self.engine.begin() as conn:
+            conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(
+                sealed_tpk=self.vault.seal(keys.tpk, b"tpk"),
+                sealed_tak=self.vault.seal(keys.tak, b"tak"), signed_on_at=_now()))
+        self._tpk, self._tak = keys.tpk, keys.tak
+        return TxnResult("approved", rc, "signed on: new PIN and MAC keys loaded", "sign_on",
+                         stan=stan)
+
+    async def echo(self) -> TxnResult:
+        with self.engine.begin() as conn:
+            stan = self._next_stan(conn)
+        req = self._base("0820", stan, self.clock())
+        req["60"] = F60(TYPE_NETWORK, self.batch_no(), NET_ECHO).encode()
+        try:
+            resp = self._check_response(req, await self.link.exchange(self._encode(req, False)),
+                                        False)
+        except (LinkError, MessageError) as exc:
+            return TxnResult("error", "", f"echo failed: {exc}", "echo", stan=stan)
+        rc = resp.get("39", "")
+        return TxnResult("approved" if rc == "00" else "declined", rc, describe(rc).en, "echo",
+                         stan=stan)
+
+    # -- card transactions -----------------------------------------------------------------
+
+    def _card_fields(self, card: CardInput, pin: str | None) -> Fields:
+        f: Fields = {"22": entry_mode(card.entry, pin is not None), "25": "00"}
+        if card.track2:
+            f["35"] = card.track2.replace("=", "D")
+        else:
+            f["2"] = card.pan
+            if card.expiry:
+                f["14"] = card.expiry
+        if pin is not None:
+            if self._tpk is None:
+                raise TerminalError("no PIN key: sign on first (`smartpos terminal signon`)")
+            f["26"] = "12"
+            f["52"] = encrypt_pin_block(self._tpk, pin, card.pan).hex().upper()
+            f["53"] = "2600000000000000"
+        return f
+
+    async def sale(self, amount_minor: int, card: CardInput, pin: str | None = None
+                   ) -> TxnResult:
+        if amount_minor <= 0:
+            raise TerminalError("amount must be above zero")
+        Money.of(amount_minor, self.currency)
+        fields = self._card_fields(card, pin)
+        fields.update({"3": PROC_PURCHASE, "4": f"{amount_minor:012d}"})
+        return await self._money_txn("sale", "0200", TYPE_PURCHASE, fields, amount_minor, card,
+                                     pin is not None)
+
+    async def void(self, *, stan: str | None = None, invoice_no: str | None = None
+                   ) -> TxnResult:
+        with self.engine.connect() as conn:
+            where = (journal.c.stan == stan) if stan else (journal.c.invoice_no == invoice_no)
+            orig = conn.execute(select(journal).where(and_(where, journal.c.kind == "sale"))
+                                .order_by(journal.c.id.desc())).first()
+        if orig is None:
+            raise TerminalError("no such sale in this terminal's journal")
+        if orig.status != "approved":
+            raise TerminalError(f"the sale is {orig.status}; only approved sales can be voided")
+        if orig.settled or orig.batch_no != self.batch_no():
+            raise TerminalError("the sale is in a settled batch: refund it instead")
+        if orig.refunded_minor:
+            raise TerminalError("the sale was partly refunded: refund the rest instead")
+        fields: Fields = {
+            "3": PROC_VOID, "4": f"{orig.amount_minor:012d}", "25": "00", "37": orig.rrn,
+            "61": F61(orig.batch_no, orig.stan, orig.date_mmdd).encode(),
+        }
+        if orig.auth_code:
+            fields["38"] = orig.auth_code
+        return await self._money_txn("void", "0200", TYPE_VOID, fields, orig.amount_minor,
+                                     None, False, original=orig)
+
+    async def refund(self, amount_minor: int, card: CardInput, *, rrn: str) -> TxnResult:
+        if amount_minor <= 0:
+            raise TerminalError("amount must be above zero")
+        with self.engine.connect() as conn:
+            orig = conn.execute(select(journal).where(and_(journal.c.rrn == rrn,
+                                                           journal.c.kind == "sale"))).first()
+        if orig is not None:
+            if orig.status != "approved":
+                raise TerminalError(f"the original sale is {orig.status}: nothing to refund")
+            left = orig.amount_minor - orig.refunded_minor
+            if amount_minor > left:
+                raise TerminalError(
+                    f"refund {Money.of(amount_minor, self.currency).format()} exceeds what is "
+                    f"left of the sale ({Money.of(left, self.currency).format()})")
+            if orig.pan_token and self.tokenizer.token(card.pan) != orig.pan_token:
+                raise TerminalError("this is not the card the sale was paid with")
+        fields = self._card_fields(card, None)
+        fields.update({"3": PROC_REFUND, "4": f"{amount_minor:012d}", "37": rrn})
+        if orig is not None:
+            fields["61"] = F61(orig.batch_no, orig.stan, orig.date_mmdd).encode()
+        return await self._money_txn("refund", "0220", TYPE_REFUND, fields, amount_minor, card,
+                                     False, original=orig)
+
+    async def balance(self, card: CardInput, pin: str | None) -> TxnResult:
+        await self._require_no_pending_reversal()
+        fields = self._card_fields(card, pin)
+        fields["3"] = PROC_BALANCE
+        with self.engine.begin() as conn:
+            stan = self._next_stan(conn)
+        req = {**self._base("0200", stan, self.clock()), **fields, "49": self._ccy(),
+               "60": F60(TYPE_BALANCE, self.batch_no()).encode()}
+        base = TxnResult("error", "", "", "balance", stan=stan, pan_masked=mask_pan(card.pan),
+                         brand=brand_of(card.pan).value, entry_mode=ENTRY_NAMES[card.entry])
+        try:
+            resp = self._check_response(req, await self.link.exchange(self._encode(req, True)),
+                                        True)
+        except (LinkError, MessageError) as exc:
+            base.message = f"balance inquiry failed: {exc}"
+            return base
+        rc = resp.get("39", "")
+        base.response_code, base.message = rc, describe(rc).en
+        base.result = "approved" if rc == "00" else "declined"
+        if rc == "00" and "54" in resp:
+            base.balance_minor = parse_f54(resp["54"])
+        return base
+
+    def _ccy(self) -> str:
+        return Money.of(0, self.currency).currency.numeric
+
+    async def _money_txn(self, kind: str, mti: str, type_code: str, fields: Fields,
+                         amount_minor: int, card: CardInput | None, pin_entered: bool,
+                         original: Any = None) -> TxnResult:
+        await self._require_no_pending_reversal()
+        if self._tak is None and self.profile.mac_required:
+            raise TerminalError("no MAC key: sign on first (`smartpos terminal signon`)")
+        now = self.clock()
+        batch_no = self.batch_no()
+        pan_masked = mask_pan(card.pan) if card else (original.pan_masked if original else "")
+        brand = brand_of(card.pan).value if card else (original.brand if original else "")
+        entry = ENTRY_NAMES.get(card.entry, "") if card else (original.entry_mode if original
+                                                              else "")
+        # 1. Journal the request and arm its reversal, durably, before anything is sent.
+        with self.engine.begin() as conn:
+            stan = self._next_stan(conn)
+            invoice = self._next_invoice(conn)
+            jid = conn.execute(journal.insert().values(
+                kind=kind, stan=stan, date_mmdd=now.strftime("%m%d"), invoice_no=invoice,
+                batch_no=batch_no, amount_minor=amount_minor, currency=self.currency,
+                pan_token=self.tokenizer.token(card.pan) if card else (
+                    original.pan_token if original else None),
+                pan_masked=pan_masked, brand=brand, entry_mode=entry, pin_verified=pin_entered,
+                status="pending", original_id=original.id if original is not None else None,
+                refunded_minor=0, settled=False, created_at=_now(), updated_at=_now(),
+            )).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(reversals.insert().values(
+                journal_id=jid, status="armed", reason=REVERSAL_NO_RESPONSE,
+                proc_code=fields["3"], type_code=type_code,
+                entry_mode=fields.get("22", "000"), attempts=0,
+                created_at=_now(), updated_at=_now()))
+        req = {**self._base(mti, stan, now), **fields, "49": self._ccy(),
+               "60": F60(type_code, batch_no).encode()}
+        result = TxnResult("error", "", "", kind, amount_minor, self.currency, stan, invoice,
+                           batch_no, pan_masked=pan_masked, brand=brand, entry_mode=entry,
+                           journal_id=jid)
+        # 2. Online request.
+        try:
+            raw = await self.link.exchange(self._encode(req, True))
+            resp = self._check_response(req, raw, True)
+        except LinkError as exc:
+            if not exc.sent:
+                self._finish(jid, "error", "", str(exc), disarm=True)
+                result.message = f"{exc}; nothing was charged"
+                return result
+            return await self._after_failure(result, jid, REVERSAL_NO_RESPONSE, str(exc))
+        except MessageError as exc:
+            reason = exc.response_code if exc.response_code == REVERSAL_MAC_ERROR else "06"
+            return await self._after_failure(result, jid, reason, str(exc))
+        # 3. A trusted answer: record it and disarm the reversal in one commit.
+        rc = resp.get("39", "")
+        result.response_code, result.message = rc, describe(rc).en
+        result.auth_code, result.rrn = resp.get("38", ""), resp.get("37", "")
+        if rc == "00":
+            result.result = "approved"
+            self._finish(jid, "approved", rc, result.message, disarm=True,
+                         auth_code=result.auth_code, rrn=result.rrn, original=original,
+                         kind=kind, amount_minor=amount_minor)
+        else:
+            result.result = "declined"
+            self._finish(jid, "declined", rc, result.message, disarm=True, rrn=result.rrn)
+        return result
+
+    def _finish(self, jid: int, status: str, rc: str, message: str, *, disarm: bool,
+                auth_code: str = "", rrn: str = "", original: Any = None, kind: str = "",
+                amount_minor: int = 0) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(journal).where(journal.c.id == jid).values(
+                status=status, response_code=rc or None, message=message,
+                auth_code=auth_code or None, rrn=rrn or None, updated_at=_now()))
+            if disarm:
+                conn.execute(update(reversals).where(reversals.c.journal_id == jid).values(
+                    status="done", updated_at=_now()))
+            if status == "approved" and original is not None:
+                if kind == "void":
+                    conn.execute(update(journal).where(journal.c.id == original.id).values(
+                        status="voided", updated_at=_now()))
+                elif kind == "refund":
+                    conn.execute(update(journal).where(journal.c.id == original.id).values(
+                        refunded_minor=journal.c.refunded_minor + amount_minor,
+                        updated_at=_now()))
+
+    async def _after_failure(self, result: TxnResult, jid: int, reason: str, error: str
+                             ) -> TxnResult:
+        with self.engine.begin() as conn:
+            conn.execute(update(journal).where(journal.c.id == jid).values(
+                status="reversal_pending", message=error, updated_at=_now()))
+            conn.execute(update(reversals).where(reversals.c.journal_id == jid).values(
+                status="pending", reason=reason, last_error=error, updated_at=_now()))
+        await self.flush_reversals()
+        with self.engine.connect() as conn:
+            status = conn.execute(select(journal.c.status).where(journal.c.id == jid)).scalar()
+        result.reversal = "sent" if status == "reversed" else "queued"
+        result.message = (f"{error}; the transaction was reversed" if status == "reversed"
+                          else f"{error}; reversal queued, it is sent before the next "
+                               "transaction")
+        return result
+
+    # -- reversals (store and forward) ------------------------------------------------------
+
+    def recover(self) -> int:
+        """After a crash: every request still armed may have reached the host. Make its
+        reversal pending. Returns how many."""
+        with self.engine.begin() as conn:
+            armed = conn.execute(select(reversals.c.journal_id).where(
+                reversals.c.status == "armed")).scalars().all()
+            for jid in armed:
+                conn.execute(update(reversals).where(reversals.c.journal_id == jid).values(
+                    status="pending", reason=REVERSAL_NO_RESPONSE, updated_at=_now()))
+                conn.execute(update(journal).where(journal.c.id == jid).values(
+                    status="reversal_pending", message="interrupted; reversal pending",
+                    updated_at=_now()))
+        return len(armed)
+
+    def pending_reversals(self) -> int:
+        with self.engine.connect() as conn:
+            return len(conn.execute(select(reversals.c.id).where(
+                reversals.c.status == "pending")).all())
+
+    async def _require_no_pending_reversal(self) -> None:
+        self.recover()
+        if await self.flush_reversals():
+            raise TerminalError("a reversal is still waiting for the host: check the link and "
+                                "retry (nothing new is sent before it is acknowledged)")
+
+    async def flush_reversals(self) -> int:
+        """Send every pending reversal, with back-off, at most ``reversal_attempts_max``
+        tries each per call. Returns how many are still pending."""
+        with self.engine.connect() as conn:
+            pending = conn.execute(select(reversals, journal).join(
+                journal, journal.c.id == reversals.c.journal_id).where(
+                reversals.c.status == "pending").order_by(reversals.c.id)).all()
+        left = 0
+        for row in pending:
+            if not await self._send_reversal(row):
+                left += 1
+        return left
+
+    async def _send_reversal(self, row: Any) -> bool:
+        delay_ms = self.profile.reversal_backoff_ms
+        for _ in range(self.profile.reversal_attempts_max):
+            with self.engine.begin() as conn:
+                attempts = conn.execute(select(reversals.c.attempts).where(
+                    reversals.c.journal_id == row.journal_id)).scalar_one()
+                conn.execute(update(reversals).where(reversals.c.journal_id == row.journal_id)
+                             .values(attempts=attempts + 1, updated_at=_now()))
+            mti = "0400" if attempts == 0 else "0401"
+            req: Fields = {
+                "t": mti, "3": row.proc_code, "4": f"{row.amount_minor:012d}", "11": row.stan,
+                "12": self.clock().strftime("%H%M%S"), "13": row.date_mmdd,
+                "22": row.entry_mode, "25": "00", "39": row.reason, "41": self.tid,
+                "42": self.mid, "49": self._ccy(), "60": F60(row.type_code, row.batch_no
+                                                             ).encode(),
+            }
+            try:
+                resp = self._check_response(req, await self.link.exchange(
+                    self._encode(req, True)), True)
+            except (LinkError, MessageError) as exc:
+                with self.engine.begin() as conn:
+                    conn.execute(update(reversals).where(
+                        reversals.c.journal_id == row.journal_id).values(last_error=str(exc)))
+                await asyncio.sleep(delay_ms / 1000)
+                delay_ms *= 2
+                continue
+            if resp.get("39") == "00":
+                self._reversed(row)
+                return True
+            with self.engine.begin() as conn:
+                conn.execute(update(reversals).where(reversals.c.journal_id == row.journal_id)
+                             .values(last_error=f"host answered {resp.get('39')}"))
+            await asyncio.sleep(delay_ms / 1000)
+            delay_ms *= 2
+        return False
+
+    def _reversed(self, row: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(reversals).where(reversals.c.journal_id == row.journal_id)
+                         .values(status="done", updated_at=_now()))
+            conn.execute(update(journal).where(journal.c.id == row.journal_id).values(
+                status="reversed", updated_at=_now()))
+
+    # -- settlement ------------------------------------------------------------------------
+
+    def totals(self, conn: Connection, batch_no: str) -> SettlementTotals:
+        acc = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
+        rows = conn.execute(select(journal).where(and_(
+            journal.c.batch_no == batch_no, journal.c.kind.in_(("sale", "refund")),
+            journal.c.status == "approved")))
+        for row in rows:
+            group = acc[row.brand == "unionpay"]
+            if row.kind == "sale":
+                group[0] += row.amount_minor
+                group[1] += 1
+            else:
+                group[2] += row.amount_minor
+                group[3] += 1
+        return SettlementTotals(TotalsGroup(*acc[True]), TotalsGroup(*acc[False]))
+
+    async def settle(self) -> dict[str, Any]:
+        """End of day: flush reversals, send totals; batch-upload when they disagree; close
+        the batch and open the next."""
+        await self._require_no_pending_reversal()
+        batch_no = self.batch_no()
+        with self.engine.begin() as conn:
+            ours = self.totals(conn, batch_no)
+            stan = self._next_stan(conn)
+        req = {**self._base("0500", stan, self.clock()), "48": ours.encode(), "49": self._ccy(),
+               "60": F60(TYPE_NETWORK, batch_no, NET_SETTLE).encode(), "63": OPERATOR}
+        try:
+            resp = self._check_response(req, await self.link.exchange(self._encode(req, True)),
+                                        True)
+        except (LinkError, MessageError) as exc:
+            raise TerminalError(f"settlement failed: {exc}; nothing closed, try again") from None
+        rc = resp.get("39", "")
+        uploaded, upload_done = 0, False
+        host_totals = resp.get("48")
+        if rc == "77":
+            result = SettleResult.BALANCED  # the host already closed this batch
+        elif rc != "00" or not host_totals:
+            raise TerminalError(f"settlement refused: {rc} {describe(rc).en}")
+        else:
+            _, result = SettlementTotals.decode(host_totals)
+            if result == SettleResult.NOT_BALANCED:
+                uploaded, host_totals = await self._batch_upload(batch_no)
+                upload_done = True
+                result = SettleResult.BALANCED if host_totals else SettleResult.ERROR
+        if result == SettleResult.ERROR:
+            raise TerminalError("batch upload failed; the batch stays open, settle again")
+        with self.engine.begin() as conn:
+            conn.execute(update(journal).where(journal.c.batch_no == batch_no).values(
+                settled=True))
+            conn.execute(settlements.insert().values(
+                batch_no=batch_no, result="uploaded" if upload_done else "balanced",
+                totals=ours.encode(), host_totals=host_totals, uploaded=uploaded,
+                created_at=_now()))
+            cfg = self._cfg(conn)
+            conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(
+                batch_no=cfg.batch_no % STAN_MAX + 1))
+        return {"batch_no": batch_no, "result": "uploaded" if upload_done else "balanced",
+                "uploaded": uploaded,
+                "sales_count": ours.domestic.debit_count + ours.foreign.debit_count,
+                "sales_minor": ours.domestic.debit_amount_minor + ours.foreign.debit_amount_minor,
+                "refunds_count": ours.domestic.credit_count + ours.foreign.credit_count,
+                "refunds_minor": ours.domestic.credit_amount_minor
+                + ours.foreign.credit_amount_minor,
+                "next_batch_no": self.batch_no()}
+
+    async def _batch_upload(self, batch_no: str) -> tuple[int, str | None]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(journal).where(and_(
+                journal.c.batch_no == batch_no, journal.c.kind.in_(("sale", "refund")),
+                journal.c.status == "approved"))).all()
+        for row in rows:
+            type_code = TYPE_PURCHASE if row.kind == "sale" else TYPE_REFUND
+            req: Fields = {"t": "0320", "4": f"{row.amount_minor:012d}", "11": row.stan,
+                           "13": row.date_mmdd, "37": row.rrn or "", "41": self.tid,
+                           "42": self.mid,
+                           "60": F60(type_code, batch_no, NET_BATCH_UPLOAD).encode()}
+            try:
+                self._check_response(req, await self.link.exchange(self._encode(req, True)),
+                                     True)
+            except (LinkError, MessageError):
+                return len(rows), None
+        with self.engine.begin() as conn:
+            stan = self._next_stan(conn)
+        end = {**self._base("0320", stan, self.clock()), "48": f"{len(rows):04d}",
+               "60": F60(TYPE_NETWORK, batch_no, NET_BATCH_UPLOAD_END).encode()}
+        try:
+            resp = self._check_response(end, await self.link.exchange(self._encode(end, True)),
+                                        True)
+        except (LinkError, MessageError):
+            return len(rows), None
+        return len(rows), resp.get("48")
+
+
+def card_or_error(text: str, expiry: str | None) -> CardInput:
+    try:
+        return CardInput.parse(text, expiry)
+    except CardError as exc:
+        raise TerminalError(f"card not accepted: {exc}") from None

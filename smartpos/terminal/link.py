@@ -1,0 +1,81 @@
+"""The terminal's link to its acquirer: TCP + TLS (pinned certificate), framing, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+
+from smartpos.host.tls import peer_fingerprint, pinned_client_context
+from smartpos.protocol.framing import Frame, FramingError, Tpdu, decode_body, encode_frame, \
+    read_body
+from smartpos.protocol.profiles import AcquirerProfile
+
+
+class LinkError(Exception):
+    """The exchange failed. ``sent`` tells whether the request may have reached the host
+    (then a money-moving request must be reversed)."""
+
+    def __init__(self, message: str, *, sent: bool):
+        super().__init__(message)
+        self.sent = sent
+
+
+class HostLink:
+    def __init__(self, host: str, port: int, profile: AcquirerProfile,
+                 fingerprint: str | None) -> None:
+        self.host, self.port, self.profile = host, port, profile
+        self.fingerprint = fingerprint
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def _connect(self) -> None:
+        ssl_ctx: ssl.SSLContext | None = pinned_client_context() if self.profile.tls else None
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port, ssl=ssl_ctx),
+                self.profile.connect_timeout_ms / 1000,
+            )
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            raise LinkError(f"cannot reach host {self.host}:{self.port}: {exc}",
+                            sent=False) from None
+        if ssl_ctx is not None:
+            ssl_obj = self._writer.get_extra_info("ssl_object")
+            actual = peer_fingerprint(ssl_obj)
+            if self.fingerprint and actual != self.fingerprint:
+                await self.close()
+                raise LinkError("host certificate does not match the pinned fingerprint",
+                                sent=False)
+
+    async def exchange(self, message: bytes, timeout_ms: int | None = None) -> bytes:
+        """Send one message and return the host's answer (the ISO 8583 message bytes)."""
+        if self._writer is None or self._writer.is_closing():
+            await self._connect()
+        assert self._reader is not None and self._writer is not None
+        tpdu = Tpdu(self.profile.host_nii, self.profile.terminal_nii)
+        frame = encode_frame(Frame(tpdu, self.profile.app_header, message))
+        try:
+            self._writer.write(frame)
+            await self._writer.drain()
+        except (OSError, ssl.SSLError) as exc:
+            await self.close()
+            raise LinkError(f"link lost while sending: {exc}", sent=True) from None
+        timeout = (timeout_ms or self.profile.response_timeout_ms) / 1000
+        try:
+            body = await asyncio.wait_for(read_body(self._reader), timeout)
+            reply = decode_body(body, self.profile.header_len)
+        except TimeoutError:
+            await self.close()
+            raise LinkError("no answer from host in time", sent=True) from None
+        except (asyncio.IncompleteReadError, OSError, ssl.SSLError, FramingError) as exc:
+            await self.close()
+            raise LinkError(f"link lost while waiting: {exc or type(exc).__name__}",
+                            sent=True) from None
+        return reply.message
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        self._reader = self._writer = None

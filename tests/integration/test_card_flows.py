@@ -1,0 +1,241 @@
+"""End to end over TLS: terminal engine ⇄ sandbox host, every test card and money path."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from smartpos.host.ledger import available, check
+from smartpos.host.tables import cards
+from smartpos.host.testcards import CATALOGUE, TestCard, by_label_prefix
+from smartpos.terminal.engine import CardInput, Terminal, TerminalError
+from tests.sandbox import Sandbox, running_sandbox
+
+pytestmark = pytest.mark.integration
+
+GOOD = CATALOGUE[0]
+PIN = "123456"
+
+
+def balance_of(sb: Sandbox, card: TestCard) -> int:
+    with sb.host.engine.connect() as conn:
+        acct = conn.execute(select(cards.c.account_id).where(
+            cards.c.token == sb.host.tokenizer.token(card.pan))).scalar_one()
+        return available(conn, acct)
+
+
+def assert_ledger_balanced(sb: Sandbox) -> None:
+    with sb.host.engine.connect() as conn:
+        report = check(conn)
+    assert report.balanced, report.problems
+
+
+async def signed_on(sb: Sandbox, tid: str = "10000001") -> Terminal:
+    t = sb.terminal(tid)
+    assert (await t.sign_on()).result == "approved"
+    return t
+
+
+def test_sale_approves_with_pin_and_holds_the_money(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            before = balance_of(sb, GOOD)
+            r = await t.sale(1234, CardInput.parse(GOOD.pan), PIN)
+            assert r.result == "approved", r
+            assert r.response_code == "00" and len(r.auth_code) == 6 and len(r.rrn) == 12
+            assert r.pan_masked == GOOD.pan[:6] + "******" + GOOD.pan[-4:]
+            assert balance_of(sb, GOOD) == before - 1234
+            swiped = await t.sale(100, CardInput.parse(GOOD.track2), PIN)
+            assert swiped.result == "approved" and swiped.entry_mode == "swipe"
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+EXPECTED = {
+    "UnionPay debit, balance 10.00": "51",
+    "UnionPay debit, expired": "54",
+    "UnionPay debit, reported lost": "41",
+    "UnionPay debit, reported stolen": "43",
+    "UnionPay debit, issuer refuses": "05",
+    "UnionPay debit, restricted": "62",
+}
+
+
+def test_every_test_card_gives_its_response_code(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            for prefix, code in EXPECTED.items():
+                card = by_label_prefix(prefix)
+                before = balance_of(sb, card)
+                r = await t.sale(5000, CardInput.parse(card.pan), PIN)
+                assert (r.result, r.response_code) == ("declined", code), (prefix, r)
+                assert balance_of(sb, card) == before
+            for card in CATALOGUE[:5]:  # all approving cards, with and without PIN
+                pin = PIN if card.pin_required else None
+                assert (await t.sale(100, CardInput.parse(card.pan), pin)).result == "approved"
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_wrong_pin_then_tries_exceeded(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            card = by_label_prefix("UnionPay debit for PIN")
+            codes = [(await t.sale(100, CardInput.parse(card.pan), "654321")).response_code
+                     for _ in range(3)]
+            assert codes == ["55", "55", "75"]
+            # Locked now, even with the right PIN; nothing was ever debited.
+            assert (await t.sale(100, CardInput.parse(card.pan), PIN)).response_code == "75"
+            assert balance_of(sb, card) == card.balance_minor
+            # A debit card without a PIN is refused too.
+            assert (await t.sale(100, CardInput.parse(GOOD.pan), None)).response_code == "55"
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_no_answer_card_times_out_and_is_reversed(tmp_path: Path) -> None:
+    async def go() -> None:
+        from dataclasses import replace
+
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            t.profile = replace(t.profile, response_timeout_ms=500, reversal_backoff_ms=10)
+            t.link.profile = t.profile
+            card = by_label_prefix("UnionPay debit, issuer silent")
+            r = await t.sale(2000, CardInput.parse(card.pan), PIN)
+            assert r.result == "error" and r.reversal == "sent", r
+            assert t.pending_reversals() == 0
+            assert balance_of(sb, card) == card.balance_minor
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_void_refund_and_over_refund(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            start = balance_of(sb, GOOD)
+            sale = await t.sale(10_000, CardInput.parse(GOOD.pan), PIN)
+            voided = await t.void(stan=sale.stan)
+            assert voided.result == "approved", voided
+            assert balance_of(sb, GOOD) == start
+            with pytest.raises(TerminalError):
+                await t.void(stan=sale.stan)  # already voided
+
+            sale2 = await t.sale(10_000, CardInput.parse(GOOD.pan), PIN)
+            part = await t.refund(3_000, CardInput.parse(GOOD.pan), rrn=sale2.rrn)
+            assert part.result == "approved", part
+            assert balance_of(sb, GOOD) == start - 7_000
+            with pytest.raises(TerminalError, match="exceeds"):
+                await t.refund(7_001, CardInput.parse(GOOD.pan), rrn=sale2.rrn)
+            rest = await t.refund(7_000, CardInput.parse(GOOD.pan), rrn=sale2.rrn)
+            assert rest.result == "approved"
+            assert balance_of(sb, GOOD) == start
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_host_refuses_over_refund_even_if_terminal_does_not_know(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t1 = await signed_on(sb, "10000001")
+            t2 = await signed_on(sb, "10000002")
+            sale = await t1.sale(5_000, CardInput.parse(GOOD.pan), PIN)
+            ok = await t2.refund(5_000, CardInput.parse(GOOD.pan), rrn=sale.rrn)
+            assert ok.result == "approved"
+            again = await t2.refund(1, CardInput.parse(GOOD.pan), rrn=sale.rrn)
+            assert (again.result, again.response_code) == ("declined", "64")
+            other = await t2.refund(1, CardInput.parse(CATALOGUE[1].pan), rrn=sale.rrn)
+            assert other.response_code in ("14", "64")
+            assert_ledger_balanced(sb)
+            await t1.link.close()
+            await t2.link.close()
+
+    asyncio.run(go())
+
+
+def test_balance_inquiry(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            r = await t.balance(CardInput.parse(GOOD.pan), PIN)
+            assert r.result == "approved" and r.balance_minor == GOOD.balance_minor
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_settlement_balanced_captures_holds(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            await t.sale(1_000, CardInput.parse(GOOD.pan), PIN)
+            visa = by_label_prefix("Visa")
+            s2 = await t.sale(2_000, CardInput.parse(visa.pan), None)
+            await t.refund(500, CardInput.parse(visa.pan), rrn=s2.rrn)
+            out = await t.settle()
+            assert out["result"] == "balanced" and out["sales_count"] == 2
+            assert out["next_batch_no"] == "000002"
+            with sb.host.engine.connect() as conn:
+                report = check(conn)
+            assert report.balanced and report.debits_pending == 0
+            # A sale after settlement lands in the new batch.
+            assert (await t.sale(100, CardInput.parse(GOOD.pan), PIN)).batch_no == "000002"
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_settlement_not_balanced_runs_batch_upload(tmp_path: Path) -> None:
+    async def go() -> None:
+        from sqlalchemy import update
+
+        from smartpos.terminal.tables import journal
+
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            keep = await t.sale(1_000, CardInput.parse(GOOD.pan), PIN)
+            lost = await t.sale(2_000, CardInput.parse(GOOD.pan), PIN)
+            # The terminal lost its record of the second approval (e.g. restored backup).
+            with t.engine.begin() as conn:
+                conn.execute(update(journal).where(journal.c.stan == lost.stan).values(
+                    status="error"))
+            start = balance_of(sb, GOOD)
+            out = await t.settle()
+            assert out["result"] == "uploaded" and out["uploaded"] == 1
+            # The host released the hold the terminal does not know; kept the other.
+            assert balance_of(sb, GOOD) == start + 2_000
+            assert keep.result == "approved"
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_unprovisioned_terminal_and_bad_mac_are_refused(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            t._tak = bytes(16)  # wrong MAC key: host must refuse, nothing posted
+            before = balance_of(sb, GOOD)
+            r = await t.sale(1_000, CardInput.parse(GOOD.pan), PIN)
+            assert r.response_code == "A0" and r.result == "declined"
+            assert balance_of(sb, GOOD) == before
+            await t.link.close()
+
+    asyncio.run(go())
