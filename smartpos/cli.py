@@ -6,6 +6,7 @@ Each command stays thin: it builds its inputs, calls the service layer and print
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -41,7 +42,7 @@ def _run(coro: Awaitable[T]) -> T:
     try:
         import uvloop
 
-        return uvloop.run(coro)  # type: ignore[no-any-return, arg-type]
+        return uvloop.run(coro)  # type: ignore[arg-type]
     except ImportError:  # pragma: no cover - uvloop missing on some platforms
         return asyncio.run(coro)  # type: ignore[arg-type]
 
@@ -67,8 +68,12 @@ def version() -> None:
 
 def _host_setup(settings: Settings, tid: str, mid: str, merchant: str) -> dict[str, Any]:
     """Open the host, seed test cards and a merchant, provision a terminal (demo/bootstrap)."""
-    from smartpos.host.sandbox import ensure_merchant, open_host, provision_terminal, \
-        seed_test_cards
+    from smartpos.host.sandbox import (
+        ensure_merchant,
+        open_host,
+        provision_terminal,
+        seed_test_cards,
+    )
     from smartpos.host.tls import ensure_certificate, fingerprint
 
     rt = open_host(settings)
@@ -116,10 +121,8 @@ def host_serve(
         console.print(f"host listening on {settings.host_bind}:{p} (profile {profile}, "
                       f"TLS {'on' if tls else 'off'})")
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _run(_serve(settings, port or settings.host_port, tls, profile, ready))
-    except KeyboardInterrupt:
-        pass
 
 
 @host_app.command("init")

@@ -90,9 +90,13 @@ class Money:
         """``1234`` CNY → ``"12.34"`` (or ``"¥12.34"``)."""
         exp = self.currency.exponent
         sign = "-" if self.amount_minor < 0 else ""
-        units, minor = divmod(abs(self.amount_minor), 10**exp) if exp else (
-            abs(self.amount_minor),
-            0,
+        units, minor = (
+            divmod(abs(self.amount_minor), 10**exp)
+            if exp
+            else (
+                abs(self.amount_minor),
+                0,
+            )
         )
         text = f"{units:,}" + (f".{minor:0{exp}d}" if exp else "")
         return f"{sign}{self.currency.symbol if with_symbol else ''}{text}"

@@ -11,8 +11,13 @@ from pathlib import Path
 
 from smartpos.config import Settings
 from smartpos.host.pipeline import HostService
-from smartpos.host.sandbox import HostRuntime, ensure_merchant, open_host, provision_terminal, \
-    seed_test_cards
+from smartpos.host.sandbox import (
+    HostRuntime,
+    ensure_merchant,
+    open_host,
+    provision_terminal,
+    seed_test_cards,
+)
 from smartpos.host.server import HostServer
 from smartpos.host.tls import ensure_certificate, fingerprint, server_context
 from smartpos.protocol.profiles import AcquirerProfile, get_profile
@@ -33,27 +38,41 @@ class Sandbox:
     profile: AcquirerProfile
     fingerprint: str
 
-    def terminal(self, tid: str = TID, port: int | None = None,
-                 profile: AcquirerProfile | None = None) -> Terminal:
+    def terminal(
+        self, tid: str = TID, port: int | None = None, profile: AcquirerProfile | None = None
+    ) -> Terminal:
         prov = provision_terminal(self.host, tid, MID)
         self.service.reload_terminals()
         home = self.settings.home / f"terminal-{tid}"
         tset = Settings(home=home, terminal_db_url=f"sqlite:///{home / 'terminal.db'}")
         rt = open_terminal_db(tset, durable=False)
-        provision(rt, tid=tid, mid=MID, merchant_name="测试商户", tmk=prov.tmk,
-                  tmk_kcv=prov.tmk_kcv, link_host="127.0.0.1",
-                  link_port=port or self.server.port, host_fingerprint=self.fingerprint,
-                  profile=(profile or self.profile).name)
+        provision(
+            rt,
+            tid=tid,
+            mid=MID,
+            merchant_name="测试商户",
+            tmk=prov.tmk,
+            tmk_kcv=prov.tmk_kcv,
+            link_host="127.0.0.1",
+            link_port=port or self.server.port,
+            host_fingerprint=self.fingerprint,
+            profile=(profile or self.profile).name,
+        )
         prof = profile or self.profile
         link = HostLink("127.0.0.1", port or self.server.port, prof, self.fingerprint)
         return Terminal(rt.engine, rt.vault, prof, link)
 
 
 @contextlib.asynccontextmanager
-async def running_sandbox(home: Path, *, host_db_url: str | None = None,
-                          profile: str = "sandbox", tls: bool = True,
-                          durable: bool = False, **service_kw: object
-                          ) -> AsyncIterator[Sandbox]:
+async def running_sandbox(
+    home: Path,
+    *,
+    host_db_url: str | None = None,
+    profile: str = "sandbox",
+    tls: bool = True,
+    durable: bool = False,
+    **service_kw: object,
+) -> AsyncIterator[Sandbox]:
     settings = Settings(home=home, host_db_url=host_db_url)
     rt = open_host(settings, durable=durable)
     seed_test_cards(rt)

@@ -133,9 +133,13 @@ def _insert(
     existing = get_transfer(conn, transfer_id)
     if existing is not None:
         # Idempotent retry: same id, same content → the first result; anything else is a bug.
-        same = (existing.debit_account_id, existing.credit_account_id, existing.amount_minor,
-                existing.phase, existing.pending_id) == (debit, credit, amount_minor, phase,
-                                                         pending_id)
+        same = (
+            existing.debit_account_id,
+            existing.credit_account_id,
+            existing.amount_minor,
+            existing.phase,
+            existing.pending_id,
+        ) == (debit, credit, amount_minor, phase, pending_id)
         if not same:
             raise LedgerError(f"transfer {transfer_id} exists with other content")
         return existing, False
@@ -241,9 +245,10 @@ def pending_open(conn: Connection, pending_id: str) -> bool:
     t = get_transfer(conn, pending_id)
     if t is None or t.phase != "pending":
         return False
-    return conn.execute(
-        select(transfers.c.id).where(transfers.c.pending_id == pending_id)
-    ).first() is None
+    return (
+        conn.execute(select(transfers.c.id).where(transfers.c.pending_id == pending_id)).first()
+        is None
+    )
 
 
 @dataclass
@@ -268,15 +273,22 @@ def check(conn: Connection) -> CheckReport:
 
     def slot(acct: int) -> dict[str, int]:
         return expected.setdefault(
-            acct, {"debits_pending": 0, "debits_posted": 0, "credits_pending": 0,
-                   "credits_posted": 0}
+            acct,
+            {"debits_pending": 0, "debits_posted": 0, "credits_pending": 0, "credits_posted": 0},
         )
 
     by_id: dict[str, Transfer] = {}
     resolved: dict[str, str] = {}
     for row in conn.execute(select(transfers).order_by(transfers.c.created_at)):
-        t = Transfer(row.id, row.debit_account_id, row.credit_account_id, row.amount_minor,
-                     row.phase, row.pending_id, row.code)
+        t = Transfer(
+            row.id,
+            row.debit_account_id,
+            row.credit_account_id,
+            row.amount_minor,
+            row.phase,
+            row.pending_id,
+            row.code,
+        )
         by_id[t.id] = t
         report.transfers += 1
         if t.amount_minor <= 0:

@@ -10,6 +10,7 @@ batch, after which every answer in it is sent. Nothing is answered before its co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,8 +47,9 @@ class HostStats:
 
 def load_terminals(conn: Connection) -> dict[str, TerminalKeys]:
     return {
-        row.tid: TerminalKeys(row.tid, row.mid, row.status, row.sealed_tmk, row.sealed_tpk,
-                              row.sealed_tak)
+        row.tid: TerminalKeys(
+            row.tid, row.mid, row.status, row.sealed_tmk, row.sealed_tpk, row.sealed_tak
+        )
         for row in conn.execute(select(terminals))
     }
 
@@ -92,10 +94,8 @@ class HostService:
     async def stop(self) -> None:
         if self._writer_task is not None:
             self._writer_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._writer_task
-            except asyncio.CancelledError:
-                pass
             self._writer_task = None
 
     async def _writer(self) -> None:
@@ -114,8 +114,9 @@ class HostService:
             for ctx, fut in batch:
                 if ctx.new_keys is not None:
                     t = self.terminals[ctx.terminal.tid]
-                    self.terminals[t.tid] = TerminalKeys(t.tid, t.mid, t.status, t.sealed_tmk,
-                                                         *ctx.new_keys)
+                    self.terminals[t.tid] = TerminalKeys(
+                        t.tid, t.mid, t.status, t.sealed_tmk, *ctx.new_keys
+                    )
                 if not fut.done():
                     fut.set_result(None)
 
@@ -159,23 +160,22 @@ class HostService:
         try:
             kind = classify(fields)
         except MessageError as exc:
-            return self._reply(frame, {"t": response_mti(mti), "39": exc.response_code,
-                                       **_echo(fields)}, None)
+            return self._reply(
+                frame, {"t": response_mti(mti), "39": exc.response_code, **_echo(fields)}, None
+            )
         terminal = self.terminals.get(fields.get("41", ""))
         if terminal is None:
-            return self._reply(frame, {"t": response_mti(mti), "39": "97", **_echo(fields)},
-                               None)
+            return self._reply(frame, {"t": response_mti(mti), "39": "97", **_echo(fields)}, None)
         if fields.get("42") != terminal.mid:
-            return self._reply(frame, {"t": response_mti(mti), "39": "03", **_echo(fields)},
-                               None)
+            return self._reply(frame, {"t": response_mti(mti), "39": "03", **_echo(fields)}, None)
         if terminal.status != "active":
-            return self._reply(frame, {"t": response_mti(mti), "39": "58", **_echo(fields)},
-                               None)
-        if self.profile.mac_required and kind not in UNMACED and not self._mac_ok(
-            terminal, frame.message, fields
+            return self._reply(frame, {"t": response_mti(mti), "39": "58", **_echo(fields)}, None)
+        if (
+            self.profile.mac_required
+            and kind not in UNMACED
+            and not self._mac_ok(terminal, frame.message, fields)
         ):
-            return self._reply(frame, {"t": response_mti(mti), "39": "A0", **_echo(fields)},
-                               None)
+            return self._reply(frame, {"t": response_mti(mti), "39": "A0", **_echo(fields)}, None)
         ctx = Context(fields=fields, kind=kind, message=frame.message, terminal=terminal)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._queue.put((ctx, fut))
@@ -192,8 +192,9 @@ class HostService:
         if terminal.sealed_tak is None or "64" not in fields:
             return False
         data, mac = codec.mac_input(message)
-        return self.hsm.verify_mac(terminal.tid, terminal.sealed_tak,
-                                   self.profile.mac_algorithm, data, mac)
+        return self.hsm.verify_mac(
+            terminal.tid, terminal.sealed_tak, self.profile.mac_algorithm, data, mac
+        )
 
     def _format_error(self, frame: Frame, exc: MessageError) -> bytes | None:
         mti = frame.message[:2].hex()
@@ -201,8 +202,9 @@ class HostService:
             raise FramingError(f"undecodable message: {exc}")
         return self._reply(frame, {"t": response_mti(mti), "39": exc.response_code}, None)
 
-    def _reply(self, frame: Frame, fields: Fields, sealed_tak: bytes | None,
-               tid: str = "") -> bytes:
+    def _reply(
+        self, frame: Frame, fields: Fields, sealed_tak: bytes | None, tid: str = ""
+    ) -> bytes:
         self.stats.answered += 1
         rc = fields.get("39", "")
         self.stats.by_code[rc] = self.stats.by_code.get(rc, 0) + 1

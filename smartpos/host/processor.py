@@ -66,8 +66,9 @@ def fingerprint(fields: Fields) -> str:
 class Processor:
     """Stateless between requests except for the RRN sequence, which the single writer owns."""
 
-    def __init__(self, hsm: SoftHsm, tokenizer: PanTokenizer, sealed_pvk: bytes,
-                 limits: Limits | None = None) -> None:
+    def __init__(
+        self, hsm: SoftHsm, tokenizer: PanTokenizer, sealed_pvk: bytes, limits: Limits | None = None
+    ) -> None:
         self.hsm = hsm
         self.tokenizer = tokenizer
         self.sealed_pvk = sealed_pvk
@@ -110,8 +111,12 @@ class Processor:
         tid, cls, stan, mmdd = self._identity(ctx)
         row = conn.execute(
             select(requests.c.fingerprint, requests.c.response_json).where(
-                and_(requests.c.tid == tid, requests.c.msg_class == cls,
-                     requests.c.stan == stan, requests.c.date_mmdd == mmdd)
+                and_(
+                    requests.c.tid == tid,
+                    requests.c.msg_class == cls,
+                    requests.c.stan == stan,
+                    requests.c.date_mmdd == mmdd,
+                )
             )
         ).first()
         if row is None:
@@ -143,9 +148,7 @@ class Processor:
         except CardError as exc:
             raise Decline("14", str(exc)) from None
         ctx.pan = pan
-        card = conn.execute(
-            select(cards).where(cards.c.token == self.tokenizer.token(pan))
-        ).first()
+        card = conn.execute(select(cards).where(cards.c.token == self.tokenizer.token(pan))).first()
         if card is None:
             raise Decline("14", "unknown card")
         ctx.card = card
@@ -155,8 +158,9 @@ class Processor:
         if card.status == "no_answer":
             ctx.silent = True
             raise Decline("91", "issuer does not answer")
-        if expiry_passed(card.expiry, date.today()) or (expiry and expiry_passed(expiry,
-                                                                                   date.today())):
+        if expiry_passed(card.expiry, date.today()) or (
+            expiry and expiry_passed(expiry, date.today())
+        ):
             raise Decline("54", "expired")
 
     def _pin(self, conn: Connection, ctx: Context) -> None:
@@ -168,9 +172,15 @@ class Processor:
         if card.pin_tries >= PIN_TRIES_MAX:
             raise Decline("75", "PIN tries exceeded")
         assert ctx.pan is not None and ctx.terminal.sealed_tpk is not None
-        verdict = self.hsm.verify_pin(ctx.terminal.tid, ctx.terminal.sealed_tpk,
-                                      bytes.fromhex(f["52"]), ctx.pan, self.sealed_pvk,
-                                      card.pvv, card.pvki)
+        verdict = self.hsm.verify_pin(
+            ctx.terminal.tid,
+            ctx.terminal.sealed_tpk,
+            bytes.fromhex(f["52"]),
+            ctx.pan,
+            self.sealed_pvk,
+            card.pvv,
+            card.pvki,
+        )
         if verdict == PinCheck.FORMAT_ERROR:
             raise Decline("99", "PIN block format")
         tries = 0 if verdict == PinCheck.OK else card.pin_tries + 1
@@ -204,16 +214,19 @@ class Processor:
             )
         ).first()
         if row is None:
-            conn.execute(batches.insert().values(tid=ctx.terminal.tid, batch_no=batch_no,
-                                                 status="open"))
+            conn.execute(
+                batches.insert().values(tid=ctx.terminal.tid, batch_no=batch_no, status="open")
+            )
         elif row.status != "open":
             raise Decline("77", f"batch {batch_no} already settled")
         return batch_no
 
     def _merchant_account(self, conn: Connection, ctx: Context) -> int:
-        return int(conn.execute(
-            select(merchants.c.account_id).where(merchants.c.mid == ctx.terminal.mid)
-        ).scalar_one())
+        return int(
+            conn.execute(
+                select(merchants.c.account_id).where(merchants.c.mid == ctx.terminal.mid)
+            ).scalar_one()
+        )
 
     def _transfer_id(self, ctx: Context, suffix: str) -> str:
         tid, cls, stan, mmdd = self._identity(ctx)
@@ -230,8 +243,14 @@ class Processor:
         self._risk(ctx)
         tid = self._transfer_id(ctx, "hold")
         try:
-            ledger.hold(conn, tid, ctx.card.account_id, self._merchant_account(conn, ctx),
-                        int(ctx.fields["4"]), "purchase")
+            ledger.hold(
+                conn,
+                tid,
+                ctx.card.account_id,
+                self._merchant_account(conn, ctx),
+                int(ctx.fields["4"]),
+                "purchase",
+            )
         except ledger.InsufficientFunds:
             raise Decline("51", "insufficient funds") from None
         ctx.transfer_id = tid
@@ -242,8 +261,9 @@ class Processor:
         require(ctx.fields, "3", "22", "41", "42")
         self._card(conn, ctx)
         self._pin(conn, ctx)
-        ctx.response["54"] = balance_f54(ledger.available(conn, ctx.card.account_id),
-                                         self.limits.currency_numeric)
+        ctx.response["54"] = balance_f54(
+            ledger.available(conn, ctx.card.account_id), self.limits.currency_numeric
+        )
         ctx.status = "approved"
         ctx.response_code = "00"
 
@@ -256,8 +276,13 @@ class Processor:
         self._reject_if_reversed(conn, ctx)
         batch_no = self._open_batch(conn, ctx)
         orig_ref = F61.decode(ctx.fields["61"])
-        original = self._find_original(conn, tid=ctx.terminal.tid, kind="purchase",
-                                       stan=orig_ref.stan, batch_no=orig_ref.batch_no)
+        original = self._find_original(
+            conn,
+            tid=ctx.terminal.tid,
+            kind="purchase",
+            stan=orig_ref.stan,
+            batch_no=orig_ref.batch_no,
+        )
         if original is None or original.response_code != "00":
             raise Decline("25", "original purchase not found")
         if original.batch_no != batch_no or original.settled:
@@ -296,8 +321,9 @@ class Processor:
         original = self._find_original(conn, rrn=ctx.fields["37"], kind="purchase")
         if original is None or original.response_code != "00":
             raise Decline("25", "original purchase not found")
-        mid = conn.execute(select(terminals.c.mid).where(terminals.c.tid == original.tid)
-                           ).scalar_one()
+        mid = conn.execute(
+            select(terminals.c.mid).where(terminals.c.tid == original.tid)
+        ).scalar_one()
         if mid != ctx.terminal.mid:
             raise Decline("25", "original belongs to another merchant")
         if original.status not in ("approved",):
@@ -314,10 +340,14 @@ class Processor:
             select(cards.c.account_id).where(cards.c.token == original.pan_token)
         ).scalar_one()
         tid = self._transfer_id(ctx, "refund")
-        ledger.transfer(conn, tid, self._merchant_account(conn, ctx), card_account, amount,
-                        "refund", force=True)
-        conn.execute(update(requests).where(requests.c.id == original.id).values(
-            refunded_minor=requests.c.refunded_minor + amount))
+        ledger.transfer(
+            conn, tid, self._merchant_account(conn, ctx), card_account, amount, "refund", force=True
+        )
+        conn.execute(
+            update(requests)
+            .where(requests.c.id == original.id)
+            .values(refunded_minor=requests.c.refunded_minor + amount)
+        )
         ctx.original, ctx.transfer_id = original, tid
         ctx.status, ctx.response_code = "approved", "00"
 
@@ -332,11 +362,15 @@ class Processor:
         require(ctx.fields, "3", "4", "41", "42", "60")
         tid, _, stan, mmdd = self._identity(ctx)
         original = conn.execute(
-            select(requests).where(and_(
-                requests.c.tid == tid, requests.c.stan == stan, requests.c.date_mmdd == mmdd,
-                requests.c.msg_class.in_(("0200", "0220")),
-                requests.c.kind.in_(("purchase", "void", "refund")),
-            ))
+            select(requests).where(
+                and_(
+                    requests.c.tid == tid,
+                    requests.c.stan == stan,
+                    requests.c.date_mmdd == mmdd,
+                    requests.c.msg_class.in_(("0200", "0220")),
+                    requests.c.kind.in_(("purchase", "void", "refund")),
+                )
+            )
         ).first()
         ctx.status, ctx.response_code = "approved", "00"
         if original is None or original.response_code != "00" or original.status == "reversed":
@@ -349,23 +383,42 @@ class Processor:
             purchase = self._find_original(conn, id=original.original_id)
             amount = purchase.amount_minor
             hold_id = rid + ":rehold"
-            ledger.hold(conn, hold_id, self._card_account(conn, purchase.pan_token),
-                        self._merchant_account(conn, ctx), amount, "purchase", force=True)
-            conn.execute(update(requests).where(requests.c.id == purchase.id).values(
-                status="approved", transfer_id=hold_id))
+            ledger.hold(
+                conn,
+                hold_id,
+                self._card_account(conn, purchase.pan_token),
+                self._merchant_account(conn, ctx),
+                amount,
+                "purchase",
+                force=True,
+            )
+            conn.execute(
+                update(requests)
+                .where(requests.c.id == purchase.id)
+                .values(status="approved", transfer_id=hold_id)
+            )
         elif original.kind == "refund":
             purchase = self._find_original(conn, id=original.original_id)
-            ledger.transfer(conn, rid, self._card_account(conn, purchase.pan_token),
-                            self._merchant_account(conn, ctx), original.amount_minor,
-                            "reversal", force=True)
-            conn.execute(update(requests).where(requests.c.id == purchase.id).values(
-                refunded_minor=requests.c.refunded_minor - original.amount_minor))
-        conn.execute(update(requests).where(requests.c.id == original.id).values(
-            status="reversed"))
+            ledger.transfer(
+                conn,
+                rid,
+                self._card_account(conn, purchase.pan_token),
+                self._merchant_account(conn, ctx),
+                original.amount_minor,
+                "reversal",
+                force=True,
+            )
+            conn.execute(
+                update(requests)
+                .where(requests.c.id == purchase.id)
+                .values(refunded_minor=requests.c.refunded_minor - original.amount_minor)
+            )
+        conn.execute(update(requests).where(requests.c.id == original.id).values(status="reversed"))
 
     def _card_account(self, conn: Connection, token: str) -> int:
-        return int(conn.execute(select(cards.c.account_id).where(cards.c.token == token)
-                                ).scalar_one())
+        return int(
+            conn.execute(select(cards.c.account_id).where(cards.c.token == token)).scalar_one()
+        )
 
     def _undo_purchase(self, conn: Connection, purchase: Any, transfer_id: str) -> None:
         if purchase.status == "voided":
@@ -375,8 +428,15 @@ class Processor:
         else:  # already captured at settlement: a compensating transfer
             t = ledger.get_transfer(conn, purchase.transfer_id)
             assert t is not None
-            ledger.transfer(conn, transfer_id, t.credit_account_id, t.debit_account_id,
-                            t.amount_minor, "reversal", force=True)
+            ledger.transfer(
+                conn,
+                transfer_id,
+                t.credit_account_id,
+                t.debit_account_id,
+                t.amount_minor,
+                "reversal",
+                force=True,
+            )
 
     # -- settlement ------------------------------------------------------------------------
 
@@ -385,10 +445,16 @@ class Processor:
             True: {"da": 0, "dc": 0, "ca": 0, "cc": 0},
             False: {"da": 0, "dc": 0, "ca": 0, "cc": 0},
         }
-        rows = conn.execute(select(requests.c.kind, requests.c.amount_minor, requests.c.domestic)
-                            .where(and_(requests.c.tid == tid, requests.c.batch_no == batch_no,
-                                        requests.c.status == "approved",
-                                        requests.c.kind.in_(("purchase", "refund")))))
+        rows = conn.execute(
+            select(requests.c.kind, requests.c.amount_minor, requests.c.domestic).where(
+                and_(
+                    requests.c.tid == tid,
+                    requests.c.batch_no == batch_no,
+                    requests.c.status == "approved",
+                    requests.c.kind.in_(("purchase", "refund")),
+                )
+            )
+        )
         for row in rows:
             g = groups[bool(row.domestic)]
             if row.kind == "purchase":
@@ -405,32 +471,49 @@ class Processor:
 
     def _settle_batch(self, conn: Connection, tid: str, batch_no: str, result: str) -> None:
         """Capture every hold of the batch's approved purchases, at most once each."""
-        rows = conn.execute(select(requests.c.id, requests.c.transfer_id).where(and_(
-            requests.c.tid == tid, requests.c.batch_no == batch_no,
-            requests.c.kind == "purchase", requests.c.status == "approved",
-            requests.c.settled.is_(False))))
+        rows = conn.execute(
+            select(requests.c.id, requests.c.transfer_id).where(
+                and_(
+                    requests.c.tid == tid,
+                    requests.c.batch_no == batch_no,
+                    requests.c.kind == "purchase",
+                    requests.c.status == "approved",
+                    requests.c.settled.is_(False),
+                )
+            )
+        )
         for row in rows:
             if row.transfer_id and ledger.pending_open(conn, row.transfer_id):
                 ledger.post_pending(conn, f"{row.transfer_id}:capture", row.transfer_id)
-        conn.execute(update(requests).where(and_(requests.c.tid == tid,
-                                                 requests.c.batch_no == batch_no)).values(
-            settled=True))
+        conn.execute(
+            update(requests)
+            .where(and_(requests.c.tid == tid, requests.c.batch_no == batch_no))
+            .values(settled=True)
+        )
         values = {"status": "settled", "result": result, "settled_at": datetime.now(UTC)}
-        exists = conn.execute(select(batches.c.status).where(and_(
-            batches.c.tid == tid, batches.c.batch_no == batch_no))).first()
+        exists = conn.execute(
+            select(batches.c.status).where(
+                and_(batches.c.tid == tid, batches.c.batch_no == batch_no)
+            )
+        ).first()
         if exists is None:
             conn.execute(batches.insert().values(tid=tid, batch_no=batch_no, **values))
         else:
-            conn.execute(update(batches).where(and_(batches.c.tid == tid,
-                                                    batches.c.batch_no == batch_no)).values(
-                **values))
+            conn.execute(
+                update(batches)
+                .where(and_(batches.c.tid == tid, batches.c.batch_no == batch_no))
+                .values(**values)
+            )
 
     def _settlement(self, conn: Connection, ctx: Context) -> None:
         require(ctx.fields, "41", "42", "48", "60")
         batch_no = F60.decode(ctx.fields["60"]).batch_no
         terminal_totals, _ = SettlementTotals.decode(ctx.fields["48"])
-        state = conn.execute(select(batches.c.status).where(and_(
-            batches.c.tid == ctx.terminal.tid, batches.c.batch_no == batch_no))).scalar()
+        state = conn.execute(
+            select(batches.c.status).where(
+                and_(batches.c.tid == ctx.terminal.tid, batches.c.batch_no == batch_no)
+            )
+        ).scalar()
         if state == "settled":
             raise Decline("77", "batch already settled")
         ours = self.host_totals(conn, ctx.terminal.tid, batch_no)
@@ -440,15 +523,22 @@ class Processor:
         else:
             result = SettleResult.NOT_BALANCED
             if state is None:
-                conn.execute(batches.insert().values(tid=ctx.terminal.tid, batch_no=batch_no,
-                                                     status="uploading"))
+                conn.execute(
+                    batches.insert().values(
+                        tid=ctx.terminal.tid, batch_no=batch_no, status="uploading"
+                    )
+                )
             else:
-                conn.execute(update(batches).where(and_(
-                    batches.c.tid == ctx.terminal.tid, batches.c.batch_no == batch_no)).values(
-                    status="uploading"))
-            conn.execute(update(requests).where(and_(
-                requests.c.tid == ctx.terminal.tid, requests.c.batch_no == batch_no)).values(
-                uploaded=False))
+                conn.execute(
+                    update(batches)
+                    .where(and_(batches.c.tid == ctx.terminal.tid, batches.c.batch_no == batch_no))
+                    .values(status="uploading")
+                )
+            conn.execute(
+                update(requests)
+                .where(and_(requests.c.tid == ctx.terminal.tid, requests.c.batch_no == batch_no))
+                .values(uploaded=False)
+            )
         ctx.response["48"] = ours.encode(result)
         ctx.status, ctx.response_code = "approved", "00"
 
@@ -456,38 +546,60 @@ class Processor:
         require(ctx.fields, "41", "42", "60")
         f60 = F60.decode(ctx.fields["60"])
         tid, batch_no = ctx.terminal.tid, f60.batch_no
-        state = conn.execute(select(batches.c.status).where(and_(
-            batches.c.tid == tid, batches.c.batch_no == batch_no))).scalar()
+        state = conn.execute(
+            select(batches.c.status).where(
+                and_(batches.c.tid == tid, batches.c.batch_no == batch_no)
+            )
+        ).scalar()
         if state != "uploading":
             raise Decline("12", "no batch upload in progress")
         if f60.net_code != NET_BATCH_UPLOAD_END:
             require(ctx.fields, "4", "37")
             kind = {TYPE_PURCHASE: "purchase", TYPE_REFUND: "refund"}.get(f60.type_code)
             row = self._find_original(conn, tid=tid, batch_no=batch_no, rrn=ctx.fields["37"])
-            if kind is None or row is None or row.kind != kind or (
-                    row.amount_minor != int(ctx.fields["4"])):
+            if (
+                kind is None
+                or row is None
+                or row.kind != kind
+                or (row.amount_minor != int(ctx.fields["4"]))
+            ):
                 raise Decline("25", "uploaded transaction unknown to the host")
             conn.execute(update(requests).where(requests.c.id == row.id).values(uploaded=True))
             ctx.status, ctx.response_code = "approved", "00"
             return
         # Upload end: what the terminal does not hold as approved never happened for it.
-        stale = conn.execute(select(requests).where(and_(
-            requests.c.tid == tid, requests.c.batch_no == batch_no,
-            requests.c.status == "approved", requests.c.uploaded.is_(False),
-            requests.c.kind.in_(("purchase", "refund"))))).all()
+        stale = conn.execute(
+            select(requests).where(
+                and_(
+                    requests.c.tid == tid,
+                    requests.c.batch_no == batch_no,
+                    requests.c.status == "approved",
+                    requests.c.uploaded.is_(False),
+                    requests.c.kind.in_(("purchase", "refund")),
+                )
+            )
+        ).all()
         for row in stale:
             rid = f"{tid}:upload:{batch_no}:{row.id}:undo"
             if row.kind == "purchase":
                 self._undo_purchase(conn, row, rid)
             else:
                 purchase = self._find_original(conn, id=row.original_id)
-                ledger.transfer(conn, rid, self._card_account(conn, purchase.pan_token),
-                                self._merchant_account(conn, ctx), row.amount_minor,
-                                "reversal", force=True)
-                conn.execute(update(requests).where(requests.c.id == purchase.id).values(
-                    refunded_minor=requests.c.refunded_minor - row.amount_minor))
-            conn.execute(update(requests).where(requests.c.id == row.id).values(
-                status="reversed"))
+                ledger.transfer(
+                    conn,
+                    rid,
+                    self._card_account(conn, purchase.pan_token),
+                    self._merchant_account(conn, ctx),
+                    row.amount_minor,
+                    "reversal",
+                    force=True,
+                )
+                conn.execute(
+                    update(requests)
+                    .where(requests.c.id == purchase.id)
+                    .values(refunded_minor=requests.c.refunded_minor - row.amount_minor)
+                )
+            conn.execute(update(requests).where(requests.c.id == row.id).values(status="reversed"))
         totals = self.host_totals(conn, tid, batch_no)
         self._settle_batch(conn, tid, batch_no, SettleResult.BALANCED)
         ctx.response["48"] = totals.encode(SettleResult.BALANCED)
@@ -496,10 +608,14 @@ class Processor:
     # -- sign-on ---------------------------------------------------------------------------
 
     def _sign_on(self, conn: Connection, ctx: Context) -> None:
-        sealed_tpk, sealed_tak, f62 = self.hsm.new_working_keys(ctx.terminal.tid,
-                                                                ctx.terminal.sealed_tmk)
-        conn.execute(update(terminals).where(terminals.c.tid == ctx.terminal.tid).values(
-            sealed_tpk=sealed_tpk, sealed_tak=sealed_tak, signed_on_at=datetime.now(UTC)))
+        sealed_tpk, sealed_tak, f62 = self.hsm.new_working_keys(
+            ctx.terminal.tid, ctx.terminal.sealed_tmk
+        )
+        conn.execute(
+            update(terminals)
+            .where(terminals.c.tid == ctx.terminal.tid)
+            .values(sealed_tpk=sealed_tpk, sealed_tak=sealed_tak, signed_on_at=datetime.now(UTC))
+        )
         ctx.new_keys = (sealed_tpk, sealed_tak)
         ctx.response["62"] = f62.hex().upper()
         ctx.response_code = "00"
@@ -524,8 +640,13 @@ class Processor:
         resp["39"] = ctx.response_code
         resp["41"] = ctx.terminal.tid
         resp["42"] = ctx.terminal.mid
-        if ctx.kind in (TxnType.PURCHASE, TxnType.VOID, TxnType.REFUND, TxnType.SETTLEMENT,
-                        TxnType.BALANCE):
+        if ctx.kind in (
+            TxnType.PURCHASE,
+            TxnType.VOID,
+            TxnType.REFUND,
+            TxnType.SETTLEMENT,
+            TxnType.BALANCE,
+        ):
             resp["15"] = now.strftime("%m%d")
         ctx.response = resp
 
@@ -547,27 +668,29 @@ class Processor:
         elif ctx.original is not None:
             token, domestic = ctx.original.pan_token, ctx.original.domestic
         stored = {"fields": ctx.response, "silent": ctx.silent}
-        conn.execute(requests.insert().values(
-            id=row_id,
-            tid=ctx.terminal.tid,
-            msg_class=request_class(f["t"]),
-            stan=f.get("11", ""),
-            date_mmdd=f.get("13", ""),
-            kind=ctx.kind.value,
-            fingerprint=ctx.fingerprint,
-            response_code=ctx.response_code,
-            status=ctx.status if approved else "declined",
-            rrn=ctx.response.get("37"),
-            auth_code=ctx.response.get("38"),
-            amount_minor=int(f.get("4") or 0),
-            pan_token=token,
-            domestic=domestic,
-            batch_no=batch_no,
-            transfer_id=ctx.transfer_id,
-            original_id=ctx.original.id if ctx.original is not None else None,
-            response_json=json.dumps(stored),
-            created_at=datetime.now(UTC),
-        ))
+        conn.execute(
+            requests.insert().values(
+                id=row_id,
+                tid=ctx.terminal.tid,
+                msg_class=request_class(f["t"]),
+                stan=f.get("11", ""),
+                date_mmdd=f.get("13", ""),
+                kind=ctx.kind.value,
+                fingerprint=ctx.fingerprint,
+                response_code=ctx.response_code,
+                status=ctx.status if approved else "declined",
+                rrn=ctx.response.get("37"),
+                auth_code=ctx.response.get("38"),
+                amount_minor=int(f.get("4") or 0),
+                pan_token=token,
+                domestic=domestic,
+                batch_no=batch_no,
+                transfer_id=ctx.transfer_id,
+                original_id=ctx.original.id if ctx.original is not None else None,
+                response_json=json.dumps(stored),
+                created_at=datetime.now(UTC),
+            )
+        )
 
 
 _HANDLERS = {

@@ -55,8 +55,12 @@ def open_host(settings: Settings, *, durable: bool = True) -> HostRuntime:
     with engine.begin() as conn:
         token_key = _setting(conn, vault, "pan_token_key", os.urandom(32))
         sealed_pvk = _setting(conn, vault, "sealed_pvk", hsm.new_pvk())
-        if conn.execute(select(settings_kv.c.name).where(
-                settings_kv.c.name == "funding_account")).first() is None:
+        if (
+            conn.execute(
+                select(settings_kv.c.name).where(settings_kv.c.name == "funding_account")
+            ).first()
+            is None
+        ):
             ledger.create_account(conn, FUNDING_ACCOUNT, "control", must_not_overdraw=False)
             conn.execute(settings_kv.insert().values(name="funding_account", value=b"1"))
     return HostRuntime(engine, vault, hsm, PanTokenizer(token_key), sealed_pvk, host_dir)
@@ -69,22 +73,30 @@ def issue_card(rt: HostRuntime, conn: Connection, card: TestCard) -> bool:
         return False
     acct = ledger.create_account(conn, f"card:{token}", "card", must_not_overdraw=True)
     if card.balance_minor:
-        ledger.transfer(conn, f"open:{token}", ledger.account_id(conn, FUNDING_ACCOUNT), acct,
-                        card.balance_minor, "opening")
-    conn.execute(cards.insert().values(
-        token=token,
-        pan_masked=mask_pan(card.pan),
-        brand=brand_of(card.pan).value,
-        card_kind=card.card_kind,
-        expiry=card.expiry,
-        status=card.status,
-        pin_required=card.pin_required,
-        pvv=rt.hsm.issue_pin(rt.sealed_pvk, card.pan, card.pin),
-        pvki="1",
-        pin_tries=0,
-        account_id=acct,
-        label=card.label,
-    ))
+        ledger.transfer(
+            conn,
+            f"open:{token}",
+            ledger.account_id(conn, FUNDING_ACCOUNT),
+            acct,
+            card.balance_minor,
+            "opening",
+        )
+    conn.execute(
+        cards.insert().values(
+            token=token,
+            pan_masked=mask_pan(card.pan),
+            brand=brand_of(card.pan).value,
+            card_kind=card.card_kind,
+            expiry=card.expiry,
+            status=card.status,
+            pin_required=card.pin_required,
+            pvv=rt.hsm.issue_pin(rt.sealed_pvk, card.pan, card.pin),
+            pvki="1",
+            pin_tries=0,
+            account_id=acct,
+            label=card.label,
+        )
+    )
     return True
 
 
@@ -118,8 +130,14 @@ def provision_terminal(rt: HostRuntime, tid: str, mid: str) -> Provisioned:
         if conn.execute(select(merchants.c.mid).where(merchants.c.mid == mid)).first() is None:
             raise ValueError(f"unknown merchant {mid}")
         exists = conn.execute(select(terminals.c.tid).where(terminals.c.tid == tid)).first()
-        values = {"mid": mid, "status": "active", "sealed_tmk": sealed_tmk, "sealed_tpk": None,
-                  "sealed_tak": None, "signed_on_at": None}
+        values = {
+            "mid": mid,
+            "status": "active",
+            "sealed_tmk": sealed_tmk,
+            "sealed_tpk": None,
+            "sealed_tak": None,
+            "signed_on_at": None,
+        }
         if exists:
             conn.execute(terminals.update().where(terminals.c.tid == tid).values(**values))
         else:

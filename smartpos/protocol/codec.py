@@ -66,9 +66,9 @@ def decode(raw: bytes) -> Fields:
         raise MessageError("MTI must be 4 BCD digits", "t")
     for key, value in doc.items():
         spec = SPEC.get(key)
-        if spec and spec.get("len_count") == "nibbles" and key not in ("35", "p", "t"):
-            if not value.isdigit():
-                raise MessageError("numeric field holds non-digits", key)
+        numeric = spec and spec.get("len_count") == "nibbles" and key not in ("35", "p", "t")
+        if numeric and not value.isdigit():
+            raise MessageError("numeric field holds non-digits", key)
     return dict(doc)
 
 

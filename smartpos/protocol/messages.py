@@ -193,8 +193,11 @@ def classify(fields: Fields) -> TxnType:
             return TxnType.VOID
     if mti == "0220" and f60 is not None and proc == PROC_REFUND and f60.type_code == TYPE_REFUND:
         return TxnType.REFUND
-    raise MessageError(f"unsupported transaction: MTI {fields.get('t')} processing code {proc}",
-                       "t", response_code="12")
+    raise MessageError(
+        f"unsupported transaction: MTI {fields.get('t')} processing code {proc}",
+        "t",
+        response_code="12",
+    )
 
 
 def require(fields: Fields, *names: str) -> None:

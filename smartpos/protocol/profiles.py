@@ -59,4 +59,6 @@ def get_profile(name: str) -> AcquirerProfile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ProfileError(f"unknown acquirer profile {name!r}; known: {sorted(PROFILES)}") from None
+        raise ProfileError(
+            f"unknown acquirer profile {name!r}; known: {sorted(PROFILES)}"
+        ) from None

@@ -61,7 +61,13 @@ def _b(length: int, desc: str) -> FieldSpec:
 
 
 def _bvar(max_len: int, len_bytes: int, desc: str) -> FieldSpec:
-    return {"data_enc": "b", "len_enc": "bcd", "len_type": len_bytes, "max_len": max_len, "desc": desc}
+    return {
+        "data_enc": "b",
+        "len_enc": "bcd",
+        "len_type": len_bytes,
+        "max_len": max_len,
+        "desc": desc,
+    }
 
 
 SPEC: dict[str, FieldSpec] = {

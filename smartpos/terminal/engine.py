@@ -85,8 +85,7 @@ class CardInput:
         if any(sep in raw for sep in "=Dd"):
             track = parse_track2(raw)
             return cls(track.pan, track.expiry, track.encode(), ENTRY_SWIPE)
-        return cls(normalize_pan(raw), parse_expiry(expiry) if expiry else None, None,
-                   ENTRY_MANUAL)
+        return cls(normalize_pan(raw), parse_expiry(expiry) if expiry else None, None, ENTRY_MANUAL)
 
 
 @dataclass
@@ -118,9 +117,16 @@ def _now() -> datetime:
 
 
 class Terminal:
-    def __init__(self, engine: Engine, vault: Vault, profile: AcquirerProfile,
-                 link: HostLink, *, currency: str = "CNY",
-                 clock: Callable[[], datetime] = datetime.now) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        vault: Vault,
+        profile: AcquirerProfile,
+        link: HostLink,
+        *,
+        currency: str = "CNY",
+        clock: Callable[[], datetime] = datetime.now,
+    ) -> None:
         self.engine = engine
         self.vault = vault
         self.profile = profile
@@ -155,13 +161,20 @@ class Terminal:
     def _next_invoice(self, conn: Connection) -> str:
         cfg = self._cfg(conn)
         inv = cfg.invoice_no % STAN_MAX + 1
-        conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(
-            invoice_no=inv))
+        conn.execute(
+            update(terminal_config).where(terminal_config.c.id == 1).values(invoice_no=inv)
+        )
         return f"{inv:06d}"
 
     def _base(self, mti: str, stan: str, now: datetime) -> Fields:
-        return {"t": mti, "11": stan, "12": now.strftime("%H%M%S"), "13": now.strftime("%m%d"),
-                "41": self.tid, "42": self.mid}
+        return {
+            "t": mti,
+            "11": stan,
+            "12": now.strftime("%H%M%S"),
+            "13": now.strftime("%m%d"),
+            "41": self.tid,
+            "42": self.mid,
+        }
 
     # -- messages --------------------------------------------------------------------------
 
@@ -171,15 +184,17 @@ class Terminal:
         return compute_mac(self.profile.mac_algorithm, self._tak, data)
 
     def _encode(self, fields: Fields, maced: bool) -> bytes:
-        return codec.encode(fields, mac=self._mac if maced and self.profile.mac_required
-                            else None)
+        return codec.encode(fields, mac=self._mac if maced and self.profile.mac_required else None)
 
     def _check_response(self, request: Fields, raw: bytes, maced: bool) -> Fields:
         """Decode and match an answer. Raises MessageError (with response_code A0 for a bad
         MAC) when it cannot be trusted."""
         resp = codec.decode(raw)
-        if resp["t"] != response_mti(request["t"]) or resp.get("11") != request.get("11") or \
-                resp.get("41") != self.tid:
+        if (
+            resp["t"] != response_mti(request["t"])
+            or resp.get("11") != request.get("11")
+            or resp.get("41") != self.tid
+        ):
             raise MessageError("answer does not match the request", "11")
         if "4" in request and resp.get("4", request["4"]) != request["4"]:
             raise MessageError("answer carries another amount", "4")
@@ -188,11 +203,11 @@ class Terminal:
                 assert self._tak is not None
                 data, mac = codec.mac_input(raw)
                 if not verify_mac(self.profile.mac_algorithm, self._tak, data, mac):
-                    raise MessageError("answer MAC does not verify", "64",
-                                       response_code=REVERSAL_MAC_ERROR)
+                    raise MessageError(
+                        "answer MAC does not verify", "64", response_code=REVERSAL_MAC_ERROR
+                    )
             elif resp.get("39") == "00":
-                raise MessageError("approval without a MAC", "64",
-                                   response_code=REVERSAL_MAC_ERROR)
+                raise MessageError("approval without a MAC", "64", response_code=REVERSAL_MAC_ERROR)
         return resp
 
     # -- network management ----------------------------------------------------------------
@@ -205,8 +220,9 @@ class Terminal:
         req["60"] = F60(TYPE_NETWORK, self.batch_no(), NET_SIGN_ON).encode()
         req["63"] = OPERATOR
         try:
-            resp = self._check_response(req, await self.link.exchange(self._encode(req, False)),
-                                        False)
+            resp = self._check_response(
+                req, await self.link.exchange(self._encode(req, False)), False
+            )
         except (LinkError, MessageError) as exc:
             return TxnResult("error", "", f"sign-on failed: {exc}", "sign_on", stan=stan)
         rc = resp.get("39", "")
@@ -214,12 +230,19 @@ class Terminal:
             return TxnResult("declined", rc, describe(rc).en, "sign_on", stan=stan)
         keys = unpack_f62(self._tmk, bytes.fromhex(resp["62"]))
         with self.engine.begin() as conn:
-            conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(
-                sealed_tpk=self.vault.seal(keys.tpk, b"tpk"),
-                sealed_tak=self.vault.seal(keys.tak, b"tak"), signed_on_at=_now()))
+            conn.execute(
+                update(terminal_config)
+                .where(terminal_config.c.id == 1)
+                .values(
+                    sealed_tpk=self.vault.seal(keys.tpk, b"tpk"),
+                    sealed_tak=self.vault.seal(keys.tak, b"tak"),
+                    signed_on_at=_now(),
+                )
+            )
         self._tpk, self._tak = keys.tpk, keys.tak
-        return TxnResult("approved", rc, "signed on: new PIN and MAC keys loaded", "sign_on",
-                         stan=stan)
+        return TxnResult(
+            "approved", rc, "signed on: new PIN and MAC keys loaded", "sign_on", stan=stan
+        )
 
     async def echo(self) -> TxnResult:
         with self.engine.begin() as conn:
@@ -227,13 +250,15 @@ class Terminal:
         req = self._base("0820", stan, self.clock())
         req["60"] = F60(TYPE_NETWORK, self.batch_no(), NET_ECHO).encode()
         try:
-            resp = self._check_response(req, await self.link.exchange(self._encode(req, False)),
-                                        False)
+            resp = self._check_response(
+                req, await self.link.exchange(self._encode(req, False)), False
+            )
         except (LinkError, MessageError) as exc:
             return TxnResult("error", "", f"echo failed: {exc}", "echo", stan=stan)
         rc = resp.get("39", "")
-        return TxnResult("approved" if rc == "00" else "declined", rc, describe(rc).en, "echo",
-                         stan=stan)
+        return TxnResult(
+            "approved" if rc == "00" else "declined", rc, describe(rc).en, "echo", stan=stan
+        )
 
     # -- card transactions -----------------------------------------------------------------
 
@@ -253,22 +278,24 @@ class Terminal:
             f["53"] = "2600000000000000"
         return f
 
-    async def sale(self, amount_minor: int, card: CardInput, pin: str | None = None
-                   ) -> TxnResult:
+    async def sale(self, amount_minor: int, card: CardInput, pin: str | None = None) -> TxnResult:
         if amount_minor <= 0:
             raise TerminalError("amount must be above zero")
         Money.of(amount_minor, self.currency)
         fields = self._card_fields(card, pin)
         fields.update({"3": PROC_PURCHASE, "4": f"{amount_minor:012d}"})
-        return await self._money_txn("sale", "0200", TYPE_PURCHASE, fields, amount_minor, card,
-                                     pin is not None)
+        return await self._money_txn(
+            "sale", "0200", TYPE_PURCHASE, fields, amount_minor, card, pin is not None
+        )
 
-    async def void(self, *, stan: str | None = None, invoice_no: str | None = None
-                   ) -> TxnResult:
+    async def void(self, *, stan: str | None = None, invoice_no: str | None = None) -> TxnResult:
         with self.engine.connect() as conn:
             where = (journal.c.stan == stan) if stan else (journal.c.invoice_no == invoice_no)
-            orig = conn.execute(select(journal).where(and_(where, journal.c.kind == "sale"))
-                                .order_by(journal.c.id.desc())).first()
+            orig = conn.execute(
+                select(journal)
+                .where(and_(where, journal.c.kind == "sale"))
+                .order_by(journal.c.id.desc())
+            ).first()
         if orig is None:
             raise TerminalError("no such sale in this terminal's journal")
         if orig.status != "approved":
@@ -278,20 +305,25 @@ class Terminal:
         if orig.refunded_minor:
             raise TerminalError("the sale was partly refunded: refund the rest instead")
         fields: Fields = {
-            "3": PROC_VOID, "4": f"{orig.amount_minor:012d}", "25": "00", "37": orig.rrn,
+            "3": PROC_VOID,
+            "4": f"{orig.amount_minor:012d}",
+            "25": "00",
+            "37": orig.rrn,
             "61": F61(orig.batch_no, orig.stan, orig.date_mmdd).encode(),
         }
         if orig.auth_code:
             fields["38"] = orig.auth_code
-        return await self._money_txn("void", "0200", TYPE_VOID, fields, orig.amount_minor,
-                                     None, False, original=orig)
+        return await self._money_txn(
+            "void", "0200", TYPE_VOID, fields, orig.amount_minor, None, False, original=orig
+        )
 
     async def refund(self, amount_minor: int, card: CardInput, *, rrn: str) -> TxnResult:
         if amount_minor <= 0:
             raise TerminalError("amount must be above zero")
         with self.engine.connect() as conn:
-            orig = conn.execute(select(journal).where(and_(journal.c.rrn == rrn,
-                                                           journal.c.kind == "sale"))).first()
+            orig = conn.execute(
+                select(journal).where(and_(journal.c.rrn == rrn, journal.c.kind == "sale"))
+            ).first()
         if orig is not None:
             if orig.status != "approved":
                 raise TerminalError(f"the original sale is {orig.status}: nothing to refund")
@@ -299,15 +331,17 @@ class Terminal:
             if amount_minor > left:
                 raise TerminalError(
                     f"refund {Money.of(amount_minor, self.currency).format()} exceeds what is "
-                    f"left of the sale ({Money.of(left, self.currency).format()})")
+                    f"left of the sale ({Money.of(left, self.currency).format()})"
+                )
             if orig.pan_token and self.tokenizer.token(card.pan) != orig.pan_token:
                 raise TerminalError("this is not the card the sale was paid with")
         fields = self._card_fields(card, None)
         fields.update({"3": PROC_REFUND, "4": f"{amount_minor:012d}", "37": rrn})
         if orig is not None:
             fields["61"] = F61(orig.batch_no, orig.stan, orig.date_mmdd).encode()
-        return await self._money_txn("refund", "0220", TYPE_REFUND, fields, amount_minor, card,
-                                     False, original=orig)
+        return await self._money_txn(
+            "refund", "0220", TYPE_REFUND, fields, amount_minor, card, False, original=orig
+        )
 
     async def balance(self, card: CardInput, pin: str | None) -> TxnResult:
         await self._require_no_pending_reversal()
@@ -315,13 +349,26 @@ class Terminal:
         fields["3"] = PROC_BALANCE
         with self.engine.begin() as conn:
             stan = self._next_stan(conn)
-        req = {**self._base("0200", stan, self.clock()), **fields, "49": self._ccy(),
-               "60": F60(TYPE_BALANCE, self.batch_no()).encode()}
-        base = TxnResult("error", "", "", "balance", stan=stan, pan_masked=mask_pan(card.pan),
-                         brand=brand_of(card.pan).value, entry_mode=ENTRY_NAMES[card.entry])
+        req = {
+            **self._base("0200", stan, self.clock()),
+            **fields,
+            "49": self._ccy(),
+            "60": F60(TYPE_BALANCE, self.batch_no()).encode(),
+        }
+        base = TxnResult(
+            "error",
+            "",
+            "",
+            "balance",
+            stan=stan,
+            pan_masked=mask_pan(card.pan),
+            brand=brand_of(card.pan).value,
+            entry_mode=ENTRY_NAMES[card.entry],
+        )
         try:
-            resp = self._check_response(req, await self.link.exchange(self._encode(req, True)),
-                                        True)
+            resp = self._check_response(
+                req, await self.link.exchange(self._encode(req, True)), True
+            )
         except (LinkError, MessageError) as exc:
             base.message = f"balance inquiry failed: {exc}"
             return base
@@ -335,9 +382,17 @@ class Terminal:
     def _ccy(self) -> str:
         return Money.of(0, self.currency).currency.numeric
 
-    async def _money_txn(self, kind: str, mti: str, type_code: str, fields: Fields,
-                         amount_minor: int, card: CardInput | None, pin_entered: bool,
-                         original: Any = None) -> TxnResult:
+    async def _money_txn(
+        self,
+        kind: str,
+        mti: str,
+        type_code: str,
+        fields: Fields,
+        amount_minor: int,
+        card: CardInput | None,
+        pin_entered: bool,
+        original: Any = None,
+    ) -> TxnResult:
         await self._require_no_pending_reversal()
         if self._tak is None and self.profile.mac_required:
             raise TerminalError("no MAC key: sign on first (`smartpos terminal signon`)")
@@ -345,31 +400,71 @@ class Terminal:
         batch_no = self.batch_no()
         pan_masked = mask_pan(card.pan) if card else (original.pan_masked if original else "")
         brand = brand_of(card.pan).value if card else (original.brand if original else "")
-        entry = ENTRY_NAMES.get(card.entry, "") if card else (original.entry_mode if original
-                                                              else "")
+        entry = (
+            ENTRY_NAMES.get(card.entry, "") if card else (original.entry_mode if original else "")
+        )
         # 1. Journal the request and arm its reversal, durably, before anything is sent.
         with self.engine.begin() as conn:
             stan = self._next_stan(conn)
             invoice = self._next_invoice(conn)
-            jid = conn.execute(journal.insert().values(
-                kind=kind, stan=stan, date_mmdd=now.strftime("%m%d"), invoice_no=invoice,
-                batch_no=batch_no, amount_minor=amount_minor, currency=self.currency,
-                pan_token=self.tokenizer.token(card.pan) if card else (
-                    original.pan_token if original else None),
-                pan_masked=pan_masked, brand=brand, entry_mode=entry, pin_verified=pin_entered,
-                status="pending", original_id=original.id if original is not None else None,
-                refunded_minor=0, settled=False, created_at=_now(), updated_at=_now(),
-            )).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(reversals.insert().values(
-                journal_id=jid, status="armed", reason=REVERSAL_NO_RESPONSE,
-                proc_code=fields["3"], type_code=type_code,
-                entry_mode=fields.get("22", "000"), attempts=0,
-                created_at=_now(), updated_at=_now()))
-        req = {**self._base(mti, stan, now), **fields, "49": self._ccy(),
-               "60": F60(type_code, batch_no).encode()}
-        result = TxnResult("error", "", "", kind, amount_minor, self.currency, stan, invoice,
-                           batch_no, pan_masked=pan_masked, brand=brand, entry_mode=entry,
-                           journal_id=jid)
+            jid = conn.execute(
+                journal.insert().values(
+                    kind=kind,
+                    stan=stan,
+                    date_mmdd=now.strftime("%m%d"),
+                    invoice_no=invoice,
+                    batch_no=batch_no,
+                    amount_minor=amount_minor,
+                    currency=self.currency,
+                    pan_token=self.tokenizer.token(card.pan)
+                    if card
+                    else (original.pan_token if original else None),
+                    pan_masked=pan_masked,
+                    brand=brand,
+                    entry_mode=entry,
+                    pin_verified=pin_entered,
+                    status="pending",
+                    original_id=original.id if original is not None else None,
+                    refunded_minor=0,
+                    settled=False,
+                    created_at=_now(),
+                    updated_at=_now(),
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                reversals.insert().values(
+                    journal_id=jid,
+                    status="armed",
+                    reason=REVERSAL_NO_RESPONSE,
+                    proc_code=fields["3"],
+                    type_code=type_code,
+                    entry_mode=fields.get("22", "000"),
+                    attempts=0,
+                    created_at=_now(),
+                    updated_at=_now(),
+                )
+            )
+        req = {
+            **self._base(mti, stan, now),
+            **fields,
+            "49": self._ccy(),
+            "60": F60(type_code, batch_no).encode(),
+        }
+        result = TxnResult(
+            "error",
+            "",
+            "",
+            kind,
+            amount_minor,
+            self.currency,
+            stan,
+            invoice,
+            batch_no,
+            pan_masked=pan_masked,
+            brand=brand,
+            entry_mode=entry,
+            journal_id=jid,
+        )
         # 2. Online request.
         try:
             raw = await self.link.exchange(self._encode(req, True))
@@ -389,47 +484,96 @@ class Terminal:
         result.auth_code, result.rrn = resp.get("38", ""), resp.get("37", "")
         if rc == "00":
             result.result = "approved"
-            self._finish(jid, "approved", rc, result.message, disarm=True,
-                         auth_code=result.auth_code, rrn=result.rrn, original=original,
-                         kind=kind, amount_minor=amount_minor)
+            self._finish(
+                jid,
+                "approved",
+                rc,
+                result.message,
+                disarm=True,
+                auth_code=result.auth_code,
+                rrn=result.rrn,
+                original=original,
+                kind=kind,
+                amount_minor=amount_minor,
+            )
         else:
             result.result = "declined"
             self._finish(jid, "declined", rc, result.message, disarm=True, rrn=result.rrn)
         return result
 
-    def _finish(self, jid: int, status: str, rc: str, message: str, *, disarm: bool,
-                auth_code: str = "", rrn: str = "", original: Any = None, kind: str = "",
-                amount_minor: int = 0) -> None:
+    def _finish(
+        self,
+        jid: int,
+        status: str,
+        rc: str,
+        message: str,
+        *,
+        disarm: bool,
+        auth_code: str = "",
+        rrn: str = "",
+        original: Any = None,
+        kind: str = "",
+        amount_minor: int = 0,
+    ) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(journal).where(journal.c.id == jid).values(
-                status=status, response_code=rc or None, message=message,
-                auth_code=auth_code or None, rrn=rrn or None, updated_at=_now()))
+            conn.execute(
+                update(journal)
+                .where(journal.c.id == jid)
+                .values(
+                    status=status,
+                    response_code=rc or None,
+                    message=message,
+                    auth_code=auth_code or None,
+                    rrn=rrn or None,
+                    updated_at=_now(),
+                )
+            )
             if disarm:
-                conn.execute(update(reversals).where(reversals.c.journal_id == jid).values(
-                    status="done", updated_at=_now()))
+                conn.execute(
+                    update(reversals)
+                    .where(reversals.c.journal_id == jid)
+                    .values(status="done", updated_at=_now())
+                )
             if status == "approved" and original is not None:
                 if kind == "void":
-                    conn.execute(update(journal).where(journal.c.id == original.id).values(
-                        status="voided", updated_at=_now()))
+                    conn.execute(
+                        update(journal)
+                        .where(journal.c.id == original.id)
+                        .values(status="voided", updated_at=_now())
+                    )
                 elif kind == "refund":
-                    conn.execute(update(journal).where(journal.c.id == original.id).values(
-                        refunded_minor=journal.c.refunded_minor + amount_minor,
-                        updated_at=_now()))
+                    conn.execute(
+                        update(journal)
+                        .where(journal.c.id == original.id)
+                        .values(
+                            refunded_minor=journal.c.refunded_minor + amount_minor,
+                            updated_at=_now(),
+                        )
+                    )
 
-    async def _after_failure(self, result: TxnResult, jid: int, reason: str, error: str
-                             ) -> TxnResult:
+    async def _after_failure(
+        self, result: TxnResult, jid: int, reason: str, error: str
+    ) -> TxnResult:
         with self.engine.begin() as conn:
-            conn.execute(update(journal).where(journal.c.id == jid).values(
-                status="reversal_pending", message=error, updated_at=_now()))
-            conn.execute(update(reversals).where(reversals.c.journal_id == jid).values(
-                status="pending", reason=reason, last_error=error, updated_at=_now()))
+            conn.execute(
+                update(journal)
+                .where(journal.c.id == jid)
+                .values(status="reversal_pending", message=error, updated_at=_now())
+            )
+            conn.execute(
+                update(reversals)
+                .where(reversals.c.journal_id == jid)
+                .values(status="pending", reason=reason, last_error=error, updated_at=_now())
+            )
         await self.flush_reversals()
         with self.engine.connect() as conn:
             status = conn.execute(select(journal.c.status).where(journal.c.id == jid)).scalar()
         result.reversal = "sent" if status == "reversed" else "queued"
-        result.message = (f"{error}; the transaction was reversed" if status == "reversed"
-                          else f"{error}; reversal queued, it is sent before the next "
-                               "transaction")
+        result.message = (
+            f"{error}; the transaction was reversed"
+            if status == "reversed"
+            else f"{error}; reversal queued, it is sent before the next transaction"
+        )
         return result
 
     # -- reversals (store and forward) ------------------------------------------------------
@@ -438,34 +582,52 @@ class Terminal:
         """After a crash: every request still armed may have reached the host. Make its
         reversal pending. Returns how many."""
         with self.engine.begin() as conn:
-            armed = conn.execute(select(reversals.c.journal_id).where(
-                reversals.c.status == "armed")).scalars().all()
+            armed = (
+                conn.execute(select(reversals.c.journal_id).where(reversals.c.status == "armed"))
+                .scalars()
+                .all()
+            )
             for jid in armed:
-                conn.execute(update(reversals).where(reversals.c.journal_id == jid).values(
-                    status="pending", reason=REVERSAL_NO_RESPONSE, updated_at=_now()))
-                conn.execute(update(journal).where(journal.c.id == jid).values(
-                    status="reversal_pending", message="interrupted; reversal pending",
-                    updated_at=_now()))
+                conn.execute(
+                    update(reversals)
+                    .where(reversals.c.journal_id == jid)
+                    .values(status="pending", reason=REVERSAL_NO_RESPONSE, updated_at=_now())
+                )
+                conn.execute(
+                    update(journal)
+                    .where(journal.c.id == jid)
+                    .values(
+                        status="reversal_pending",
+                        message="interrupted; reversal pending",
+                        updated_at=_now(),
+                    )
+                )
         return len(armed)
 
     def pending_reversals(self) -> int:
         with self.engine.connect() as conn:
-            return len(conn.execute(select(reversals.c.id).where(
-                reversals.c.status == "pending")).all())
+            return len(
+                conn.execute(select(reversals.c.id).where(reversals.c.status == "pending")).all()
+            )
 
     async def _require_no_pending_reversal(self) -> None:
         self.recover()
         if await self.flush_reversals():
-            raise TerminalError("a reversal is still waiting for the host: check the link and "
-                                "retry (nothing new is sent before it is acknowledged)")
+            raise TerminalError(
+                "a reversal is still waiting for the host: check the link and "
+                "retry (nothing new is sent before it is acknowledged)"
+            )
 
     async def flush_reversals(self) -> int:
         """Send every pending reversal, with back-off, at most ``reversal_attempts_max``
         tries each per call. Returns how many are still pending."""
         with self.engine.connect() as conn:
-            pending = conn.execute(select(reversals, journal).join(
-                journal, journal.c.id == reversals.c.journal_id).where(
-                reversals.c.status == "pending").order_by(reversals.c.id)).all()
+            pending = conn.execute(
+                select(reversals, journal)
+                .join(journal, journal.c.id == reversals.c.journal_id)
+                .where(reversals.c.status == "pending")
+                .order_by(reversals.c.id)
+            ).all()
         left = 0
         for row in pending:
             if not await self._send_reversal(row):
@@ -476,25 +638,41 @@ class Terminal:
         delay_ms = self.profile.reversal_backoff_ms
         for _ in range(self.profile.reversal_attempts_max):
             with self.engine.begin() as conn:
-                attempts = conn.execute(select(reversals.c.attempts).where(
-                    reversals.c.journal_id == row.journal_id)).scalar_one()
-                conn.execute(update(reversals).where(reversals.c.journal_id == row.journal_id)
-                             .values(attempts=attempts + 1, updated_at=_now()))
+                attempts = conn.execute(
+                    select(reversals.c.attempts).where(reversals.c.journal_id == row.journal_id)
+                ).scalar_one()
+                conn.execute(
+                    update(reversals)
+                    .where(reversals.c.journal_id == row.journal_id)
+                    .values(attempts=attempts + 1, updated_at=_now())
+                )
             mti = "0400" if attempts == 0 else "0401"
             req: Fields = {
-                "t": mti, "3": row.proc_code, "4": f"{row.amount_minor:012d}", "11": row.stan,
-                "12": self.clock().strftime("%H%M%S"), "13": row.date_mmdd,
-                "22": row.entry_mode, "25": "00", "39": row.reason, "41": self.tid,
-                "42": self.mid, "49": self._ccy(), "60": F60(row.type_code, row.batch_no
-                                                             ).encode(),
+                "t": mti,
+                "3": row.proc_code,
+                "4": f"{row.amount_minor:012d}",
+                "11": row.stan,
+                "12": self.clock().strftime("%H%M%S"),
+                "13": row.date_mmdd,
+                "22": row.entry_mode,
+                "25": "00",
+                "39": row.reason,
+                "41": self.tid,
+                "42": self.mid,
+                "49": self._ccy(),
+                "60": F60(row.type_code, row.batch_no).encode(),
             }
             try:
-                resp = self._check_response(req, await self.link.exchange(
-                    self._encode(req, True)), True)
+                resp = self._check_response(
+                    req, await self.link.exchange(self._encode(req, True)), True
+                )
             except (LinkError, MessageError) as exc:
                 with self.engine.begin() as conn:
-                    conn.execute(update(reversals).where(
-                        reversals.c.journal_id == row.journal_id).values(last_error=str(exc)))
+                    conn.execute(
+                        update(reversals)
+                        .where(reversals.c.journal_id == row.journal_id)
+                        .values(last_error=str(exc))
+                    )
                 await asyncio.sleep(delay_ms / 1000)
                 delay_ms *= 2
                 continue
@@ -502,26 +680,41 @@ class Terminal:
                 self._reversed(row)
                 return True
             with self.engine.begin() as conn:
-                conn.execute(update(reversals).where(reversals.c.journal_id == row.journal_id)
-                             .values(last_error=f"host answered {resp.get('39')}"))
+                conn.execute(
+                    update(reversals)
+                    .where(reversals.c.journal_id == row.journal_id)
+                    .values(last_error=f"host answered {resp.get('39')}")
+                )
             await asyncio.sleep(delay_ms / 1000)
             delay_ms *= 2
         return False
 
     def _reversed(self, row: Any) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(reversals).where(reversals.c.journal_id == row.journal_id)
-                         .values(status="done", updated_at=_now()))
-            conn.execute(update(journal).where(journal.c.id == row.journal_id).values(
-                status="reversed", updated_at=_now()))
+            conn.execute(
+                update(reversals)
+                .where(reversals.c.journal_id == row.journal_id)
+                .values(status="done", updated_at=_now())
+            )
+            conn.execute(
+                update(journal)
+                .where(journal.c.id == row.journal_id)
+                .values(status="reversed", updated_at=_now())
+            )
 
     # -- settlement ------------------------------------------------------------------------
 
     def totals(self, conn: Connection, batch_no: str) -> SettlementTotals:
         acc = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
-        rows = conn.execute(select(journal).where(and_(
-            journal.c.batch_no == batch_no, journal.c.kind.in_(("sale", "refund")),
-            journal.c.status == "approved")))
+        rows = conn.execute(
+            select(journal).where(
+                and_(
+                    journal.c.batch_no == batch_no,
+                    journal.c.kind.in_(("sale", "refund")),
+                    journal.c.status == "approved",
+                )
+            )
+        )
         for row in rows:
             group = acc[row.brand == "unionpay"]
             if row.kind == "sale":
@@ -540,11 +733,17 @@ class Terminal:
         with self.engine.begin() as conn:
             ours = self.totals(conn, batch_no)
             stan = self._next_stan(conn)
-        req = {**self._base("0500", stan, self.clock()), "48": ours.encode(), "49": self._ccy(),
-               "60": F60(TYPE_NETWORK, batch_no, NET_SETTLE).encode(), "63": OPERATOR}
+        req = {
+            **self._base("0500", stan, self.clock()),
+            "48": ours.encode(),
+            "49": self._ccy(),
+            "60": F60(TYPE_NETWORK, batch_no, NET_SETTLE).encode(),
+            "63": OPERATOR,
+        }
         try:
-            resp = self._check_response(req, await self.link.exchange(self._encode(req, True)),
-                                        True)
+            resp = self._check_response(
+                req, await self.link.exchange(self._encode(req, True)), True
+            )
         except (LinkError, MessageError) as exc:
             raise TerminalError(f"settlement failed: {exc}; nothing closed, try again") from None
         rc = resp.get("39", "")
@@ -563,47 +762,72 @@ class Terminal:
         if result == SettleResult.ERROR:
             raise TerminalError("batch upload failed; the batch stays open, settle again")
         with self.engine.begin() as conn:
-            conn.execute(update(journal).where(journal.c.batch_no == batch_no).values(
-                settled=True))
-            conn.execute(settlements.insert().values(
-                batch_no=batch_no, result="uploaded" if upload_done else "balanced",
-                totals=ours.encode(), host_totals=host_totals, uploaded=uploaded,
-                created_at=_now()))
+            conn.execute(update(journal).where(journal.c.batch_no == batch_no).values(settled=True))
+            conn.execute(
+                settlements.insert().values(
+                    batch_no=batch_no,
+                    result="uploaded" if upload_done else "balanced",
+                    totals=ours.encode(),
+                    host_totals=host_totals,
+                    uploaded=uploaded,
+                    created_at=_now(),
+                )
+            )
             cfg = self._cfg(conn)
-            conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(
-                batch_no=cfg.batch_no % STAN_MAX + 1))
-        return {"batch_no": batch_no, "result": "uploaded" if upload_done else "balanced",
-                "uploaded": uploaded,
-                "sales_count": ours.domestic.debit_count + ours.foreign.debit_count,
-                "sales_minor": ours.domestic.debit_amount_minor + ours.foreign.debit_amount_minor,
-                "refunds_count": ours.domestic.credit_count + ours.foreign.credit_count,
-                "refunds_minor": ours.domestic.credit_amount_minor
-                + ours.foreign.credit_amount_minor,
-                "next_batch_no": self.batch_no()}
+            conn.execute(
+                update(terminal_config)
+                .where(terminal_config.c.id == 1)
+                .values(batch_no=cfg.batch_no % STAN_MAX + 1)
+            )
+        return {
+            "batch_no": batch_no,
+            "result": "uploaded" if upload_done else "balanced",
+            "uploaded": uploaded,
+            "sales_count": ours.domestic.debit_count + ours.foreign.debit_count,
+            "sales_minor": ours.domestic.debit_amount_minor + ours.foreign.debit_amount_minor,
+            "refunds_count": ours.domestic.credit_count + ours.foreign.credit_count,
+            "refunds_minor": ours.domestic.credit_amount_minor + ours.foreign.credit_amount_minor,
+            "next_batch_no": self.batch_no(),
+        }
 
     async def _batch_upload(self, batch_no: str) -> tuple[int, str | None]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(journal).where(and_(
-                journal.c.batch_no == batch_no, journal.c.kind.in_(("sale", "refund")),
-                journal.c.status == "approved"))).all()
+            rows = conn.execute(
+                select(journal).where(
+                    and_(
+                        journal.c.batch_no == batch_no,
+                        journal.c.kind.in_(("sale", "refund")),
+                        journal.c.status == "approved",
+                    )
+                )
+            ).all()
         for row in rows:
             type_code = TYPE_PURCHASE if row.kind == "sale" else TYPE_REFUND
-            req: Fields = {"t": "0320", "4": f"{row.amount_minor:012d}", "11": row.stan,
-                           "13": row.date_mmdd, "37": row.rrn or "", "41": self.tid,
-                           "42": self.mid,
-                           "60": F60(type_code, batch_no, NET_BATCH_UPLOAD).encode()}
+            req: Fields = {
+                "t": "0320",
+                "4": f"{row.amount_minor:012d}",
+                "11": row.stan,
+                "13": row.date_mmdd,
+                "37": row.rrn or "",
+                "41": self.tid,
+                "42": self.mid,
+                "60": F60(type_code, batch_no, NET_BATCH_UPLOAD).encode(),
+            }
             try:
-                self._check_response(req, await self.link.exchange(self._encode(req, True)),
-                                     True)
+                self._check_response(req, await self.link.exchange(self._encode(req, True)), True)
             except (LinkError, MessageError):
                 return len(rows), None
         with self.engine.begin() as conn:
             stan = self._next_stan(conn)
-        end = {**self._base("0320", stan, self.clock()), "48": f"{len(rows):04d}",
-               "60": F60(TYPE_NETWORK, batch_no, NET_BATCH_UPLOAD_END).encode()}
+        end = {
+            **self._base("0320", stan, self.clock()),
+            "48": f"{len(rows):04d}",
+            "60": F60(TYPE_NETWORK, batch_no, NET_BATCH_UPLOAD_END).encode(),
+        }
         try:
-            resp = self._check_response(end, await self.link.exchange(self._encode(end, True)),
-                                        True)
+            resp = self._check_response(
+                end, await self.link.exchange(self._encode(end, True)), True
+            )
         except (LinkError, MessageError):
             return len(rows), None
         return len(rows), resp.get("48")

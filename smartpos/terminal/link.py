@@ -7,8 +7,14 @@ import contextlib
 import ssl
 
 from smartpos.host.tls import peer_fingerprint, pinned_client_context
-from smartpos.protocol.framing import Frame, FramingError, Tpdu, decode_body, encode_frame, \
-    read_body
+from smartpos.protocol.framing import (
+    Frame,
+    FramingError,
+    Tpdu,
+    decode_body,
+    encode_frame,
+    read_body,
+)
 from smartpos.protocol.profiles import AcquirerProfile
 
 
@@ -22,8 +28,9 @@ class LinkError(Exception):
 
 
 class HostLink:
-    def __init__(self, host: str, port: int, profile: AcquirerProfile,
-                 fingerprint: str | None) -> None:
+    def __init__(
+        self, host: str, port: int, profile: AcquirerProfile, fingerprint: str | None
+    ) -> None:
         self.host, self.port, self.profile = host, port, profile
         self.fingerprint = fingerprint
         self._reader: asyncio.StreamReader | None = None
@@ -37,15 +44,17 @@ class HostLink:
                 self.profile.connect_timeout_ms / 1000,
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            raise LinkError(f"cannot reach host {self.host}:{self.port}: {exc}",
-                            sent=False) from None
-        if ssl_ctx is not None:
+            raise LinkError(
+                f"cannot reach host {self.host}:{self.port}: {exc}", sent=False
+            ) from None
+        if ssl_ctx is not None and self._writer is not None:
             ssl_obj = self._writer.get_extra_info("ssl_object")
             actual = peer_fingerprint(ssl_obj)
             if self.fingerprint and actual != self.fingerprint:
                 await self.close()
-                raise LinkError("host certificate does not match the pinned fingerprint",
-                                sent=False)
+                raise LinkError(
+                    "host certificate does not match the pinned fingerprint", sent=False
+                )
 
     async def exchange(self, message: bytes, timeout_ms: int | None = None) -> bytes:
         """Send one message and return the host's answer (the ISO 8583 message bytes)."""
@@ -69,8 +78,9 @@ class HostLink:
             raise LinkError("no answer from host in time", sent=True) from None
         except (asyncio.IncompleteReadError, OSError, ssl.SSLError, FramingError) as exc:
             await self.close()
-            raise LinkError(f"link lost while waiting: {exc or type(exc).__name__}",
-                            sent=True) from None
+            raise LinkError(
+                f"link lost while waiting: {exc or type(exc).__name__}", sent=True
+            ) from None
         return reply.message
 
     async def close(self) -> None:

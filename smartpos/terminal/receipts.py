@@ -14,33 +14,58 @@ from smartpos.terminal.engine import Terminal, TxnResult
 _KINDS = {"sale": TxnKind.SALE, "void": TxnKind.VOID, "refund": TxnKind.REFUND}
 
 
-def receipts_for(result: TxnResult, *, merchant_name: str, tid: str, mid: str,
-                 timezone: str = "Asia/Shanghai", pin_verified: bool = False,
-                 when: datetime | None = None, reference: str = "") -> list[Receipt]:
+def receipts_for(
+    result: TxnResult,
+    *,
+    merchant_name: str,
+    tid: str,
+    mid: str,
+    timezone: str = "Asia/Shanghai",
+    pin_verified: bool = False,
+    when: datetime | None = None,
+    reference: str = "",
+) -> list[Receipt]:
     """Merchant copy then customer copy of an approved sale, void or refund."""
     brand = Brand(result.brand) if result.brand else Brand.UNKNOWN
     stamp = when or datetime.now(ZoneInfo(timezone))
     return [
         Receipt(
-            merchant_name=merchant_name, mid=mid, tid=tid, operator="01",
-            kind=_KINDS[result.kind], brand_label=f"{brand.label_zh} {brand.label_en}",
-            pan_masked=result.pan_masked, entry_mode=result.entry_mode or "manual",
-            batch_no=result.batch_no, stan=result.stan, invoice_no=result.invoice_no,
-            rrn=result.rrn, auth_code=result.auth_code, when=stamp,
-            amount=Money.of(result.amount_minor, result.currency), copy=copy,
-            pin_verified=pin_verified, reference=reference,
+            merchant_name=merchant_name,
+            mid=mid,
+            tid=tid,
+            operator="01",
+            kind=_KINDS[result.kind],
+            brand_label=f"{brand.label_zh} {brand.label_en}",
+            pan_masked=result.pan_masked,
+            entry_mode=result.entry_mode or "manual",
+            batch_no=result.batch_no,
+            stan=result.stan,
+            invoice_no=result.invoice_no,
+            rrn=result.rrn,
+            auth_code=result.auth_code,
+            when=stamp,
+            amount=Money.of(result.amount_minor, result.currency),
+            copy=copy,
+            pin_verified=pin_verified,
+            reference=reference,
         )
         for copy in (Copy.MERCHANT, Copy.CUSTOMER)
     ]
 
 
-def print_result(settings: Settings, result: TxnResult, terminal: Terminal | None = None
-                 ) -> None:
+def print_result(settings: Settings, result: TxnResult, terminal: Terminal | None = None) -> None:
     from smartpos.devices.printer import print_receipts
     from smartpos.terminal.setup import open_terminal
 
     t = terminal or open_terminal(settings)
-    print_receipts(settings, receipts_for(
-        result, merchant_name=t.merchant_name, tid=t.tid, mid=t.mid,
-        timezone=settings.timezone, pin_verified=result.entry_mode != "" and
-        result.kind == "sale"))
+    print_receipts(
+        settings,
+        receipts_for(
+            result,
+            merchant_name=t.merchant_name,
+            tid=t.tid,
+            mid=t.mid,
+            timezone=settings.timezone,
+            pin_verified=result.entry_mode != "" and result.kind == "sale",
+        ),
+    )

@@ -30,9 +30,19 @@ def open_terminal_db(settings: Settings, *, durable: bool = True) -> TerminalRun
     return TerminalRuntime(engine, Vault.open_dir(settings.terminal_dir))
 
 
-def provision(rt: TerminalRuntime, *, tid: str, mid: str, merchant_name: str, tmk: bytes,
-              tmk_kcv: bytes, link_host: str, link_port: int, host_fingerprint: str | None,
-              profile: str) -> None:
+def provision(
+    rt: TerminalRuntime,
+    *,
+    tid: str,
+    mid: str,
+    merchant_name: str,
+    tmk: bytes,
+    tmk_kcv: bytes,
+    link_host: str,
+    link_port: int,
+    host_fingerprint: str | None,
+    profile: str,
+) -> None:
     """Store identity and TMK (sealed). Refuses a TMK whose check value does not match."""
     get_profile(profile)
     if len(tid) != 8 or len(mid) != 15:
@@ -41,13 +51,23 @@ def provision(rt: TerminalRuntime, *, tid: str, mid: str, merchant_name: str, tm
         raise KeyCheckError("TMK check value does not match: key not loaded")
     with rt.engine.begin() as conn:
         conn.execute(delete(terminal_config))
-        conn.execute(terminal_config.insert().values(
-            id=1, tid=tid, mid=mid, merchant_name=merchant_name, profile=profile,
-            link_host=link_host, link_port=link_port, host_fingerprint=host_fingerprint,
-            sealed_tmk=rt.vault.seal(tmk, b"tmk:" + tid.encode()),
-            sealed_token_key=rt.vault.seal(os.urandom(32), b"token_key"),
-            stan=0, invoice_no=0, batch_no=1,
-        ))
+        conn.execute(
+            terminal_config.insert().values(
+                id=1,
+                tid=tid,
+                mid=mid,
+                merchant_name=merchant_name,
+                profile=profile,
+                link_host=link_host,
+                link_port=link_port,
+                host_fingerprint=host_fingerprint,
+                sealed_tmk=rt.vault.seal(tmk, b"tmk:" + tid.encode()),
+                sealed_token_key=rt.vault.seal(os.urandom(32), b"token_key"),
+                stan=0,
+                invoice_no=0,
+                batch_no=1,
+            )
+        )
 
 
 def open_terminal(settings: Settings) -> Terminal:
@@ -60,8 +80,9 @@ def open_terminal(settings: Settings) -> Terminal:
     if cfg is None:
         from smartpos.terminal.engine import TerminalError
 
-        raise TerminalError("terminal is not provisioned: run `smartpos demo` once or "
-                            "`smartpos terminal provision`")
+        raise TerminalError(
+            "terminal is not provisioned: run `smartpos demo` once or `smartpos terminal provision`"
+        )
     profile = get_profile(cfg.profile)
     link = HostLink(cfg.link_host, cfg.link_port, profile, cfg.host_fingerprint)
     return Terminal(rt.engine, rt.vault, profile, link, currency=settings.currency)

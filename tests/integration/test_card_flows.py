@@ -22,8 +22,9 @@ PIN = "123456"
 
 def balance_of(sb: Sandbox, card: TestCard) -> int:
     with sb.host.engine.connect() as conn:
-        acct = conn.execute(select(cards.c.account_id).where(
-            cards.c.token == sb.host.tokenizer.token(card.pan))).scalar_one()
+        acct = conn.execute(
+            select(cards.c.account_id).where(cards.c.token == sb.host.tokenizer.token(card.pan))
+        ).scalar_one()
         return available(conn, acct)
 
 
@@ -91,8 +92,10 @@ def test_wrong_pin_then_tries_exceeded(tmp_path: Path) -> None:
         async with running_sandbox(tmp_path) as sb:
             t = await signed_on(sb)
             card = by_label_prefix("UnionPay debit for PIN")
-            codes = [(await t.sale(100, CardInput.parse(card.pan), "654321")).response_code
-                     for _ in range(3)]
+            codes = [
+                (await t.sale(100, CardInput.parse(card.pan), "654321")).response_code
+                for _ in range(3)
+            ]
             assert codes == ["55", "55", "75"]
             # Locked now, even with the right PIN; nothing was ever debited.
             assert (await t.sale(100, CardInput.parse(card.pan), PIN)).response_code == "75"
@@ -213,8 +216,9 @@ def test_settlement_not_balanced_runs_batch_upload(tmp_path: Path) -> None:
             lost = await t.sale(2_000, CardInput.parse(GOOD.pan), PIN)
             # The terminal lost its record of the second approval (e.g. restored backup).
             with t.engine.begin() as conn:
-                conn.execute(update(journal).where(journal.c.stan == lost.stan).values(
-                    status="error"))
+                conn.execute(
+                    update(journal).where(journal.c.stan == lost.stan).values(status="error")
+                )
             start = balance_of(sb, GOOD)
             out = await t.settle()
             assert out["result"] == "uploaded" and out["uploaded"] == 1
