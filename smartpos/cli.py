@@ -27,8 +27,8 @@ app.add_typer(host_app, name="host")
 app.add_typer(terminal_app, name="terminal")
 app.add_typer(bench_app, name="bench")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -81,12 +81,16 @@ def _host_setup(settings: Settings, tid: str, mid: str, merchant: str) -> dict[s
     ensure_merchant(rt, mid, merchant)
     prov = provision_terminal(rt, tid, mid)
     cert, _ = ensure_certificate(settings.host_dir)
-    return {"runtime": rt, "seeded": seeded, "provisioned": prov,
-            "fingerprint": fingerprint(cert)}
+    return {"runtime": rt, "seeded": seeded, "provisioned": prov, "fingerprint": fingerprint(cert)}
 
 
-async def _serve(settings: Settings, port: int, tls: bool, profile: str,
-                 ready: Callable[[int], Awaitable[None]] | None = None) -> None:
+async def _serve(
+    settings: Settings,
+    port: int,
+    tls: bool,
+    profile: str,
+    ready: Callable[[int], Awaitable[None]] | None = None,
+) -> None:
     from smartpos.host.pipeline import HostService
     from smartpos.host.sandbox import open_host
     from smartpos.host.server import HostServer
@@ -118,8 +122,10 @@ def host_serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     async def ready(p: int) -> None:
-        console.print(f"host listening on {settings.host_bind}:{p} (profile {profile}, "
-                      f"TLS {'on' if tls else 'off'})")
+        console.print(
+            f"host listening on {settings.host_bind}:{p} (profile {profile}, "
+            f"TLS {'on' if tls else 'off'})"
+        )
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(_serve(settings, port or settings.host_port, tls, profile, ready))
@@ -138,9 +144,14 @@ def host_init(
     terminal with `smartpos terminal provision`."""
     out = _host_setup(load_settings(), tid, mid, merchant)
     prov = out["provisioned"]
-    data = {"tid": prov.tid, "mid": prov.mid, "tmk": prov.tmk.hex().upper(),
-            "tmk_kcv": prov.tmk_kcv.hex().upper(), "host_fingerprint": out["fingerprint"],
-            "test_cards_issued": out["seeded"]}
+    data = {
+        "tid": prov.tid,
+        "mid": prov.mid,
+        "tmk": prov.tmk.hex().upper(),
+        "tmk_kcv": prov.tmk_kcv.hex().upper(),
+        "host_fingerprint": out["fingerprint"],
+        "test_cards_issued": out["seeded"],
+    }
     if as_json:
         print(json.dumps(data))
     else:
@@ -157,18 +168,25 @@ def host_check(as_json: JsonOpt = False) -> None:
     rt = open_host(load_settings())
     with rt.engine.connect() as conn:
         report = check(conn)
-    data = {"balanced": report.balanced, "accounts": report.accounts,
-            "transfers": report.transfers, "debits_posted_minor": report.debits_posted,
-            "credits_posted_minor": report.credits_posted,
-            "debits_pending_minor": report.debits_pending,
-            "credits_pending_minor": report.credits_pending, "problems": report.problems}
+    data = {
+        "balanced": report.balanced,
+        "accounts": report.accounts,
+        "transfers": report.transfers,
+        "debits_posted_minor": report.debits_posted,
+        "credits_posted_minor": report.credits_posted,
+        "debits_pending_minor": report.debits_pending,
+        "credits_pending_minor": report.credits_pending,
+        "problems": report.problems,
+    }
     if as_json:
         print(json.dumps(data))
     else:
         state = "[green]BALANCED[/green]" if report.balanced else "[red]NOT BALANCED[/red]"
         console.print(f"ledger {state}: {report.accounts} accounts, {report.transfers} transfers")
-        console.print(f"posted: debits {report.debits_posted} = credits {report.credits_posted}"
-                      f"; pending: {report.debits_pending} = {report.credits_pending}")
+        console.print(
+            f"posted: debits {report.debits_posted} = credits {report.credits_posted}"
+            f"; pending: {report.debits_pending} = {report.credits_pending}"
+        )
         for p in report.problems:
             console.print(f"[red]- {p}[/red]")
     if not report.balanced:
@@ -180,8 +198,17 @@ def host_cards(as_json: JsonOpt = False) -> None:
     """List the sandbox test cards and what each one does."""
     from smartpos.host.testcards import CATALOGUE
 
-    rows = [{"pan": c.pan, "track2": c.track2, "pin": c.pin, "expiry": c.expiry,
-             "label": c.label, "outcome": c.outcome} for c in CATALOGUE]
+    rows = [
+        {
+            "pan": c.pan,
+            "track2": c.track2,
+            "pin": c.pin,
+            "expiry": c.expiry,
+            "label": c.label,
+            "outcome": c.outcome,
+        }
+        for c in CATALOGUE
+    ]
     if as_json:
         print(json.dumps(rows))
         return
@@ -191,8 +218,10 @@ def host_cards(as_json: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(r["pan"], r["expiry"], r["label"], r["outcome"])
     console.print(table)
-    console.print("Test amounts 9000.05/.12/.13/.51/.61/.91/.96 force that response code; "
-                  "9000.98 gets no answer.")
+    console.print(
+        "Test amounts 9000.05/.12/.13/.51/.61/.91/.96 force that response code; "
+        "9000.98 gets no answer."
+    )
 
 
 # -- terminal --------------------------------------------------------------------------------
@@ -223,12 +252,27 @@ def _show(result: Any, as_json: bool, print_receipt: bool = False) -> None:
         print(json.dumps(data, ensure_ascii=False))
     else:
         colour = {"approved": "green", "declined": "yellow"}.get(data["result"], "red")
-        console.print(f"[{colour}]{data['result'].upper()}[/{colour}] "
-                      f"{data['response_code']} {data['message']}")
-        for key in ("kind", "amount_minor", "pan_masked", "brand", "entry_mode", "stan",
-                    "invoice_no", "batch_no", "auth_code", "rrn", "balance_minor",
-                    "reversal"):
-            if data.get(key) not in (None, "", 0) or key == "amount_minor":
+        console.print(
+            f"[{colour}]{data['result'].upper()}[/{colour}] "
+            f"{data['response_code']} {data['message']}"
+        )
+        from smartpos.money import Money
+
+        console.print(f"  amount: {Money.of(data['amount_minor'], data['currency'])}")
+        for key in (
+            "kind",
+            "pan_masked",
+            "brand",
+            "entry_mode",
+            "stan",
+            "invoice_no",
+            "batch_no",
+            "auth_code",
+            "rrn",
+            "balance_minor",
+            "reversal",
+        ):
+            if data.get(key) not in (None, "", 0):
                 console.print(f"  {key}: {data[key]}")
     if print_receipt and data["result"] == "approved" and data["kind"] != "balance":
         from smartpos.terminal.receipts import print_result
@@ -248,7 +292,8 @@ ExpiryOpt = Annotated[str | None, typer.Option(help="expiry YYMM (keyed entry)")
 
 @terminal_app.command("provision")
 def terminal_provision(
-    tid: Annotated[str, typer.Option()], mid: Annotated[str, typer.Option()],
+    tid: Annotated[str, typer.Option()],
+    mid: Annotated[str, typer.Option()],
     tmk: Annotated[str, typer.Option(help="TMK, 32 hex digits")],
     kcv: Annotated[str, typer.Option(help="TMK check value, 8 hex digits")],
     merchant: Annotated[str, typer.Option()] = DEMO_MERCHANT,
@@ -261,9 +306,18 @@ def terminal_provision(
     from smartpos.terminal.setup import open_terminal_db, provision
 
     try:
-        provision(open_terminal_db(load_settings()), tid=tid, mid=mid, merchant_name=merchant,
-                  tmk=bytes.fromhex(tmk), tmk_kcv=bytes.fromhex(kcv), link_host=host,
-                  link_port=port, host_fingerprint=fingerprint, profile=profile)
+        provision(
+            open_terminal_db(load_settings()),
+            tid=tid,
+            mid=mid,
+            merchant_name=merchant,
+            tmk=bytes.fromhex(tmk),
+            tmk_kcv=bytes.fromhex(kcv),
+            link_host=host,
+            link_port=port,
+            host_fingerprint=fingerprint,
+            profile=profile,
+        )
     except ValueError as exc:
         _fail(str(exc), False)
     console.print(f"terminal {tid} provisioned; run `smartpos terminal signon`")
@@ -294,7 +348,9 @@ def _amount(text: str, as_json: bool) -> int:
 @terminal_app.command("sale")
 def terminal_sale(
     amount: Annotated[str, typer.Option(help="amount, e.g. 12.34")],
-    card: CardOpt, expiry: ExpiryOpt = None, pin: PinOpt = None,
+    card: CardOpt,
+    expiry: ExpiryOpt = None,
+    pin: PinOpt = None,
     print_receipt: Annotated[bool, typer.Option("--print", help="print the receipts")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -307,13 +363,13 @@ def terminal_sale(
 
 
 @terminal_app.command("balance")
-def terminal_balance(card: CardOpt, expiry: ExpiryOpt = None, pin: PinOpt = None,
-                     as_json: JsonOpt = False) -> None:
+def terminal_balance(
+    card: CardOpt, expiry: ExpiryOpt = None, pin: PinOpt = None, as_json: JsonOpt = False
+) -> None:
     """Balance inquiry."""
     from smartpos.terminal.engine import card_or_error
 
-    _show(_terminal_call(lambda t: t.balance(card_or_error(card, expiry), pin), as_json),
-          as_json)
+    _show(_terminal_call(lambda t: t.balance(card_or_error(card, expiry), pin), as_json), as_json)
 
 
 @terminal_app.command("void")
@@ -328,15 +384,15 @@ def terminal_void(
         _fail("give --stan or --invoice of the sale to void", as_json)
     s = f"{int(stan):06d}" if stan else None
     i = f"{int(invoice):06d}" if invoice else None
-    _show(_terminal_call(lambda t: t.void(stan=s, invoice_no=i), as_json), as_json,
-          print_receipt)
+    _show(_terminal_call(lambda t: t.void(stan=s, invoice_no=i), as_json), as_json, print_receipt)
 
 
 @terminal_app.command("refund")
 def terminal_refund(
     rrn: Annotated[str, typer.Option(help="reference number (RRN) of the sale")],
     amount: Annotated[str, typer.Option(help="amount to refund (partial allowed)")],
-    card: CardOpt, expiry: ExpiryOpt = None,
+    card: CardOpt,
+    expiry: ExpiryOpt = None,
     print_receipt: Annotated[bool, typer.Option("--print")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -344,8 +400,11 @@ def terminal_refund(
     from smartpos.terminal.engine import card_or_error
 
     minor = _amount(amount, as_json)
-    _show(_terminal_call(lambda t: t.refund(minor, card_or_error(card, expiry), rrn=rrn),
-                         as_json), as_json, print_receipt)
+    _show(
+        _terminal_call(lambda t: t.refund(minor, card_or_error(card, expiry), rrn=rrn), as_json),
+        as_json,
+        print_receipt,
+    )
 
 
 @terminal_app.command("settle")
@@ -362,6 +421,7 @@ def terminal_settle(as_json: JsonOpt = False) -> None:
 @terminal_app.command("reversals")
 def terminal_reversals(as_json: JsonOpt = False) -> None:
     """Send pending reversals now; print how many are still waiting."""
+
     async def go(t: Any) -> int:
         t.recover()
         return int(await t.flush_reversals())
@@ -388,17 +448,27 @@ def demo(
     port = port or settings.host_port
     out = _host_setup(settings, DEMO_TID, DEMO_MID, DEMO_MERCHANT)
     prov = out["provisioned"]
-    provision(open_terminal_db(settings), tid=prov.tid, mid=prov.mid,
-              merchant_name=DEMO_MERCHANT, tmk=prov.tmk, tmk_kcv=prov.tmk_kcv,
-              link_host="127.0.0.1", link_port=port, host_fingerprint=out["fingerprint"],
-              profile="sandbox")
+    provision(
+        open_terminal_db(settings),
+        tid=prov.tid,
+        mid=prov.mid,
+        merchant_name=DEMO_MERCHANT,
+        tmk=prov.tmk,
+        tmk_kcv=prov.tmk_kcv,
+        link_host="127.0.0.1",
+        link_port=port,
+        host_fingerprint=out["fingerprint"],
+        profile="sandbox",
+    )
 
     async def ready(p: int) -> None:
         terminal = open_terminal(settings)
         signed = await terminal.sign_on()
         await terminal.link.close()
-        console.print(f"[bold]smartpos demo[/bold] — sandbox host on 127.0.0.1:{p} (TLS), "
-                      f"terminal {prov.tid} / merchant {prov.mid}: {signed.message}")
+        console.print(
+            f"[bold]smartpos demo[/bold] — sandbox host on 127.0.0.1:{p} (TLS), "
+            f"terminal {prov.tid} / merchant {prov.mid}: {signed.message}"
+        )
         console.print(f"data directory: {settings.home}")
         exe = sys.argv[0] if sys.argv[0].endswith("smartpos") else "smartpos"
         good, poor = CATALOGUE[0], CATALOGUE[5]
@@ -422,5 +492,6 @@ def demo(
     except KeyboardInterrupt:
         console.print("host stopped")
     except OSError as exc:
-        _fail(f"cannot start the host on port {port}: {exc} (another demo running? "
-              "use --port)", False)
+        _fail(
+            f"cannot start the host on port {port}: {exc} (another demo running? use --port)", False
+        )

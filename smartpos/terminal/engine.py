@@ -107,6 +107,7 @@ class TxnResult:
     reversal: str | None = None  # None | "sent" | "queued"
     balance_minor: int | None = None
     journal_id: int | None = None
+    pin_verified: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -464,6 +465,7 @@ class Terminal:
             brand=brand,
             entry_mode=entry,
             journal_id=jid,
+            pin_verified=pin_entered,
         )
         # 2. Online request.
         try:
