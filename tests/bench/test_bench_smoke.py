@@ -1,0 +1,35 @@
+"""Smoke test of ``smartpos bench host``: a short run approves purchases, with no errors,
+and leaves a balanced ledger. No timing assertions (CI machines vary)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smartpos.bench.host import BenchConfig, check_ledger, run_bench
+
+
+@pytest.mark.integration
+def test_bench_host_smoke(tmp_path: Path) -> None:
+    home = tmp_path / "bench"
+    result = run_bench(BenchConfig(terminals=2, seconds=2.0, warmup=0.5, home=home))
+    data = result.to_dict()
+    assert result.host.approved > 0, data
+    assert result.host.errors == 0 and result.host.declined == 0, data
+    assert result.ledger_balanced, data
+    # The host's own ledger, reopened from disk after the host process stopped.
+    balanced, problems = check_ledger(home)
+    assert balanced, problems
+    assert result.bare is not None and result.bare.approved > 0 and result.bare.errors == 0
+    assert data["ratio"] is not None and data["approved_tps"] > 0
+
+
+@pytest.mark.integration
+def test_bench_host_open_loop_no_tls(tmp_path: Path) -> None:
+    result = run_bench(BenchConfig(terminals=2, seconds=1.0, warmup=0.3, rate=50, tls=False,
+                                   bare=False, home=tmp_path / "bench"))
+    assert result.host.approved > 0
+    assert result.host.errors == 0 and result.host.declined == 0
+    assert result.ledger_balanced
+    assert result.bare is None
