@@ -22,7 +22,7 @@ from smartpos.host import ledger
 from smartpos.host.context import Context, Decline
 from smartpos.host.tables import batches, cards, merchants, requests, terminals
 from smartpos.keys.hsm import PinCheck, SoftHsm
-from smartpos.protocol.codec import Fields
+from smartpos.protocol.codec import Fields, MessageError
 from smartpos.protocol.messages import (
     F60,
     F61,
@@ -88,15 +88,22 @@ class Processor:
             self._respond(ctx)
             return
         ctx.fingerprint = fingerprint(ctx.fields)
-        if self._replay(conn, ctx):
-            return
         try:
+            if self._replay(conn, ctx):
+                return
             handler = _HANDLERS[ctx.kind]
             handler(self, conn, ctx)
         except Decline as d:
             ctx.response_code = d.response_code
             if ctx.status == "approved":
                 ctx.status = "declined"
+        except MessageError as exc:
+            # A malformed request is answered (30 format error) and not recorded: every
+            # handler validates its fields before it touches the ledger, so nothing moved.
+            ctx.response_code = exc.response_code
+            ctx.status = "declined"
+            self._respond(ctx)
+            return
         self._respond(ctx)
         self._persist(conn, ctx)
 

@@ -1,0 +1,121 @@
+"""Bad input at the host, over a real socket: an answer with the right code or a closed
+connection; never a crash, a hang or a posting — and the host keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from smartpos.host.ledger import check
+from smartpos.host.tables import transfers
+from smartpos.host.testcards import CATALOGUE
+from smartpos.protocol import codec
+from smartpos.protocol.framing import Frame, Tpdu, encode_frame, read_body
+from smartpos.terminal.engine import CardInput
+from tests.sandbox import Sandbox, running_sandbox
+
+pytestmark = pytest.mark.integration
+GOOD = CATALOGUE[0]
+
+
+async def send_raw(sb: Sandbox, wire: bytes) -> bytes | None:
+    """Send bytes; return the answer message, or None if the host closed the link."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", sb.server.port)
+    try:
+        writer.write(wire)
+        await writer.drain()
+        body = await asyncio.wait_for(read_body(reader), 5)
+        return body[5 + sb.profile.header_len :]
+    except asyncio.IncompleteReadError:
+        return None
+    finally:
+        writer.close()
+
+
+def frame(sb: Sandbox, message: bytes) -> bytes:
+    return encode_frame(Frame(Tpdu(1, 0), sb.profile.app_header, message))
+
+
+def transfer_count(sb: Sandbox) -> int:
+    with sb.host.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(transfers)).scalar_one())
+
+
+def test_bad_input_never_posts(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            base = {
+                "t": "0200",
+                "3": "000000",
+                "4": "000000001000",
+                "11": "000500",
+                "12": "101010",
+                "13": "1123",
+                "22": "011",
+                "25": "00",
+                "26": "12",
+                "2": GOOD.pan,
+                "41": t.tid,
+                "42": t.mid,
+                "49": "156",
+                "52": t._card_fields(CardInput.parse(GOOD.pan), "123456")["52"],
+                "60": "22000001000",
+            }
+            before = transfer_count(sb)
+
+            # Framing: wrong length prefixes, bad TPDU → connection closed.
+            assert await send_raw(sb, struct.pack(">H", 3) + b"abc") is None
+            assert await send_raw(sb, struct.pack(">H", 60000) + b"x" * 10) is None
+            assert await send_raw(sb, struct.pack(">H", 20) + b"\x61" + bytes(19)) is None
+            # Undecodable message with a non-request MTI → closed.
+            assert await send_raw(sb, frame(sb, b"\x99\x99" + bytes(10))) is None
+
+            async def answer(fields: dict[str, str], maced: bool = True) -> str:
+                raw = codec.encode(fields, mac=t._mac if maced else None)
+                resp = await send_raw(sb, frame(sb, raw))
+                assert resp is not None
+                return codec.decode(resp)["39"]
+
+            # Bitmap announcing a field that is not there → format error 30.
+            truncated = codec.encode(base, mac=t._mac)[:-20]
+            resp = await send_raw(sb, frame(sb, truncated))
+            assert resp is not None and codec.decode(resp)["39"] == "30"
+            assert await answer({**base, "3": "990000"}) == "12"  # unknown processing code
+            assert await answer({**base, "41": "99999999"}) == "97"  # unknown terminal
+            assert await answer({**base, "42": "000000000000000"}) == "03"  # wrong merchant
+            assert await answer(base, maced=False) == "A0"  # MAC missing
+            bad_mac = codec.encode(base, mac=lambda d: bytes(8))
+            resp = await send_raw(sb, frame(sb, bad_mac))
+            assert resp is not None and codec.decode(resp)["39"] == "A0"
+            no_amount = {k: v for k, v in base.items() if k != "4"}
+            assert await answer(no_amount) == "30"
+            assert await answer({**base, "60": "2200"}) == "30"  # sub-field too short
+            assert transfer_count(sb) == before
+
+            # The host still works, and a replay with other content is a duplicate (94).
+            assert await answer(base) == "00"
+            assert await answer(base) == "00"  # exact replay: original answer
+            assert await answer({**base, "4": "000000009999"}) == "94"
+            assert transfer_count(sb) == before + 1
+            with sb.host.engine.connect() as conn:
+                assert check(conn).balanced
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_wrong_host_certificate_is_refused(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = sb.terminal()
+            t.link.fingerprint = "00" * 32
+            r = await t.sign_on()
+            assert r.result == "error" and "fingerprint" in r.message
+
+    asyncio.run(go())
