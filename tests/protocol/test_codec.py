@@ -26,9 +26,9 @@ from smartpos.protocol.messages import (
     SettleResult,
     TotalsGroup,
     TxnType,
+    balance_f54,
     classify,
     parse_f54,
-    balance_f54,
 )
 
 PURCHASE = {
