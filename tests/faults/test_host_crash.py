@@ -1,0 +1,178 @@
+"""A real host process, SIGKILLed at random moments while the terminal is mid-sale.
+
+The host runs as ``smartpos host serve --no-tls`` in a subprocess on a durable SQLite
+database. Each cycle starts a sale (or void / refund), kills the host a random few
+milliseconds later — before, during or right after its commit — restarts it, and lets the
+terminal recover and flush its reversals. At the end the same invariants as the randomized
+proxy runs must hold (see ``test_fault_injection.assert_money_adds_up``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from smartpos.config import Settings
+from smartpos.host.sandbox import ensure_merchant, open_host, provision_terminal, seed_test_cards
+from smartpos.protocol.profiles import get_profile
+from smartpos.terminal.engine import CardInput, Terminal, TerminalError
+from smartpos.terminal.link import HostLink
+from smartpos.terminal.setup import open_terminal_db, provision
+from smartpos.terminal.tables import journal
+from tests.faults.test_fault_injection import BASE_SEED, GOOD, assert_money_adds_up
+from tests.sandbox import MID, TID
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+CYCLES = int(os.environ.get("SMARTPOS_CRASH_CYCLES", "15"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class HostProcess:
+    def __init__(self, home: Path, port: int) -> None:
+        self.home, self.port = home, port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = open(home / "host-process.log", "ab")  # noqa: SIM115
+
+    def start(self) -> None:
+        env = {**os.environ, "SMARTPOS_HOME": str(self.home)}
+        env.pop("SMARTPOS_HOST_DB_URL", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from smartpos.cli import app; app()",
+             "host", "serve", "--no-tls", "--port", str(self.port)],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "host process exited at start"
+            with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", self.port), 0.2
+            ):
+                return
+            time.sleep(0.05)
+        raise AssertionError("host process did not listen in 20 s")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def close(self) -> None:
+        self.kill()
+        self.log.close()
+
+
+def test_host_sigkilled_mid_transaction(tmp_path: Path) -> None:
+    seed = BASE_SEED
+    rng = random.Random(seed)
+    print(f"fault seed={seed} crash cycles={CYCLES}")
+    settings = Settings(home=tmp_path)
+    rt = open_host(settings, durable=True)
+    seed_test_cards(rt)
+    ensure_merchant(rt, MID, "测试商户")
+    prov = provision_terminal(rt, TID, MID)
+    profile = replace(
+        get_profile("sandbox"),
+        tls=False,
+        response_timeout_ms=1500,
+        reversal_backoff_ms=20,
+        reversal_attempts_max=3,
+        connect_timeout_ms=1000,
+    )
+    port = _free_port()
+    thome = tmp_path / "terminal"
+    tset = Settings(home=thome, terminal_db_url=f"sqlite:///{thome / 'terminal.db'}")
+    trt = open_terminal_db(tset, durable=True)
+    provision(trt, tid=TID, mid=MID, merchant_name="测试商户", tmk=prov.tmk,
+              tmk_kcv=prov.tmk_kcv, link_host="127.0.0.1", link_port=port,
+              host_fingerprint=None, profile="sandbox")
+    host = HostProcess(tmp_path, port)
+    history: list[str] = []
+
+    def terminal() -> Terminal:
+        return Terminal(trt.engine, trt.vault, profile, HostLink("127.0.0.1", port, profile, None))
+
+    async def settle_reversals(t: Terminal) -> None:
+        t.recover()
+        for _ in range(10):
+            if await t.flush_reversals() == 0:
+                return
+        raise AssertionError(f"seed={seed}: reversals stay pending")
+
+    async def op(t: Terminal) -> str:
+        with trt.engine.connect() as conn:
+            sales = conn.execute(
+                select(journal).where(journal.c.kind == "sale", journal.c.status == "approved")
+            ).all()
+        roll = rng.random()
+        if roll < 0.15 and sales:
+            orig = rng.choice(sales)
+            r = await t.void(stan=orig.stan)
+        elif roll < 0.3 and sales:
+            orig = rng.choice(sales)
+            amount = rng.randint(1, max(1, orig.amount_minor - orig.refunded_minor))
+            r = await t.refund(amount, CardInput.parse(GOOD.pan), rrn=orig.rrn)
+        else:
+            r = await t.sale(rng.randint(1, 100_000), CardInput.parse(GOOD.pan), GOOD.pin)
+        return f"{r.kind} stan={r.stan} {r.result} {r.response_code} reversal={r.reversal}"
+
+    async def go() -> None:
+        host.start()
+        t = terminal()
+        assert (await t.sign_on()).result == "approved"
+        for cycle in range(CYCLES):
+            task = asyncio.ensure_future(op(t))
+            delay = rng.uniform(0, 0.06)
+            await asyncio.sleep(delay)
+            host.kill()
+            history.append(f"cycle {cycle}: killed host after {delay * 1000:.0f} ms")
+            try:
+                history.append("  " + await asyncio.wait_for(task, 30))
+            except TerminalError as exc:
+                history.append(f"  TerminalError {exc}")
+            if rng.random() < 0.3:  # the terminal dies too: a fresh process recovers
+                await t.link.close()
+                t = terminal()
+                history.append("  terminal restarted")
+            host.start()
+            await settle_reversals(t)
+            with contextlib.suppress(TerminalError):  # one clean transaction in between
+                history.append("  " + await asyncio.wait_for(op(t), 30))
+        await settle_reversals(t)
+        ns = SimpleNamespace(host=rt)
+        assert_money_adds_up(ns, t, seed, "host crashes, before settling")  # type: ignore[arg-type]
+        out = await t.settle()
+        assert out["result"] == "balanced", (seed, out)
+        assert_money_adds_up(ns, t, seed, "host crashes, after settling")  # type: ignore[arg-type]
+        await t.link.close()
+
+    started = time.monotonic()
+    try:
+        asyncio.run(go())
+    except BaseException:
+        print("\n".join(history))
+        raise
+    finally:
+        host.close()
+        rt.engine.dispose()
+        trt.engine.dispose()
+    print(f"fault seed={seed}: {CYCLES} host kills in {time.monotonic() - started:.1f}s")
