@@ -495,3 +495,33 @@ def demo(
         _fail(
             f"cannot start the host on port {port}: {exc} (another demo running? use --port)", False
         )
+
+
+@bench_app.command("host")
+def bench_host(
+    terminals: Annotated[int, typer.Option(help="concurrent simulated terminals")] = 16,
+    seconds: Annotated[float, typer.Option(help="measured seconds per phase")] = 10.0,
+    rate: Annotated[float, typer.Option(help="offered purchases/s (open loop); 0 = closed "
+                                             "loop, as fast as answers come")] = 0.0,
+    tls: Annotated[bool, typer.Option("--tls/--no-tls")] = True,
+    bare: Annotated[bool, typer.Option("--bare/--no-bare",
+                                       help="also measure a bare server")] = True,
+    warmup: Annotated[float, typer.Option(help="unmeasured seconds first")] = 1.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Purchases with PIN and MAC from N terminals against a host on a durable ledger."""
+    from smartpos.bench.host import BenchConfig, render_table, run_bench, stderr_progress
+
+    cfg = BenchConfig(terminals=terminals, seconds=seconds, rate=rate, tls=tls, bare=bare,
+                      warmup=warmup)
+    try:
+        result = run_bench(cfg, progress=stderr_progress)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print(json.dumps(result.to_dict()))
+    else:
+        console.print(render_table(result))
+    if result.host.errors or not result.ledger_balanced:
+        raise typer.Exit(1)
