@@ -80,7 +80,7 @@ def _event_loop_runner() -> Callable[[Any], Any]:
     try:
         import uvloop
 
-        return uvloop.run  # type: ignore[no-any-return]
+        return uvloop.run
     except ImportError:  # pragma: no cover
         return asyncio.run
 
