@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import random
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -83,7 +84,7 @@ class HostCrash:
             return
         self.armed = False
         self.fired += 1
-        done = __import__("threading").Event()
+        done = threading.Event()
 
         def kill() -> None:
             for writer in list(self.server._clients):
@@ -166,7 +167,8 @@ async def _one_op(t: Terminal, rng: random.Random, log: RunLog) -> None:
         log.ops["sale"] += 1
         log.note(f"sale {amount} {card.label}")
         r = await t.sale(amount, _card_input(card, rng), _pin(card))
-    log.outcomes[f"{r.kind}:{r.result}"] += 1
+    code = f":{r.response_code}" if r.result == "declined" else ""
+    log.outcomes[f"{r.kind}:{r.result}{code}"] += 1
     log.note(f"  -> {r.result} {r.response_code} stan={r.stan} reversal={r.reversal}")
 
 
@@ -250,7 +252,8 @@ def assert_money_adds_up(sb: Sandbox, t: Terminal, seed: int, where: str) -> Non
         key = (row.stan, row.date_mmdd)
         h = host.get(key)
         seen.add(key)
-        what = f"{msg}: terminal {row.kind} stan={row.stan} {row.status}, host {h and (h.kind, h.response_code, h.status)}"
+        seen_by_host = h and (h.kind, h.response_code, h.status)
+        what = f"{msg}: terminal {row.kind} stan={row.stan} {row.status}, host {seen_by_host}"
         if h is not None:
             assert h.kind == KIND[row.kind], what
             assert h.amount_minor == row.amount_minor, what
@@ -299,7 +302,7 @@ async def _run(home: Path, log: RunLog, cases: int) -> RunLog:
             t.profile = _profile_for(t)
             t.link.profile = t.profile
             proxy.policy = policy
-            for i in range(cases):
+            for _ in range(cases):
                 if rng.random() < 0.04:
                     # The terminal dies mid-transaction: cancel it at a random moment.
                     log.ops["terminal_crash"] += 1
