@@ -501,7 +501,23 @@ class Terminal:
         else:
             result.result = "declined"
             self._finish(jid, "declined", rc, result.message, disarm=True, rrn=result.rrn)
+            if rc == "77":
+                await self._catch_up_settled_batch(result)
         return result
+
+    async def _catch_up_settled_batch(self, result: TxnResult) -> None:
+        """77: the host already closed this batch (its settlement answer never reached us).
+        Settle again — the host answers 77 for a closed batch and the terminal closes it too
+        — so the next transaction goes into a new batch."""
+        try:
+            out = await self.settle()
+        except TerminalError as exc:
+            result.message += f"; the host already settled this batch, settle again ({exc})"
+            return
+        result.message += (
+            f"; the host had already settled batch {out['batch_no']}: "
+            f"now on batch {out['next_batch_no']}, retry the transaction"
+        )
 
     def _finish(
         self,

@@ -243,3 +243,29 @@ def test_unprovisioned_terminal_and_bad_mac_are_refused(tmp_path: Path) -> None:
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_lost_settlement_answer_is_caught_up_on_77(tmp_path: Path) -> None:
+    """The host settled the batch but the terminal never heard: the next sale gets 77, the
+    terminal closes its batch too, and the retry is approved in the new batch."""
+
+    async def go() -> None:
+        from sqlalchemy import update
+
+        from smartpos.terminal.tables import terminal_config
+
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            await t.sale(1_000, CardInput.parse(GOOD.pan), PIN)
+            assert (await t.settle())["result"] == "balanced"
+            with t.engine.begin() as conn:  # as if the 0510 had been lost
+                conn.execute(update(terminal_config).values(batch_no=1))
+            r = await t.sale(500, CardInput.parse(GOOD.pan), PIN)
+            assert r.response_code == "77" and "retry" in r.message
+            assert t.batch_no() == "000002"
+            again = await t.sale(500, CardInput.parse(GOOD.pan), PIN)
+            assert again.result == "approved" and again.batch_no == "000002"
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
