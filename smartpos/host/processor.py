@@ -405,22 +405,27 @@ class Processor:
                 .values(status="approved", transfer_id=hold_id)
             )
         elif original.kind == "refund":
-            purchase = self._find_original(conn, id=original.original_id)
-            ledger.transfer(
-                conn,
-                rid,
-                self._card_account(conn, purchase.pan_token),
-                self._merchant_account(conn, ctx),
-                original.amount_minor,
-                "reversal",
-                force=True,
-            )
-            conn.execute(
-                update(requests)
-                .where(requests.c.id == purchase.id)
-                .values(refunded_minor=requests.c.refunded_minor - original.amount_minor)
-            )
+            self._undo_refund(conn, ctx, original, rid)
         conn.execute(update(requests).where(requests.c.id == original.id).values(status="reversed"))
+
+    def _undo_refund(self, conn: Connection, ctx: Context, refund: Any, transfer_id: str) -> None:
+        """Take an approved refund back: card → merchant, and the purchase may be refunded
+        again by that amount."""
+        purchase = self._find_original(conn, id=refund.original_id)
+        ledger.transfer(
+            conn,
+            transfer_id,
+            self._card_account(conn, purchase.pan_token),
+            self._merchant_account(conn, ctx),
+            refund.amount_minor,
+            "reversal",
+            force=True,
+        )
+        conn.execute(
+            update(requests)
+            .where(requests.c.id == purchase.id)
+            .values(refunded_minor=requests.c.refunded_minor - refund.amount_minor)
+        )
 
     def _card_account(self, conn: Connection, token: str) -> int:
         return int(
@@ -591,21 +596,7 @@ class Processor:
             if row.kind == "purchase":
                 self._undo_purchase(conn, row, rid)
             else:
-                purchase = self._find_original(conn, id=row.original_id)
-                ledger.transfer(
-                    conn,
-                    rid,
-                    self._card_account(conn, purchase.pan_token),
-                    self._merchant_account(conn, ctx),
-                    row.amount_minor,
-                    "reversal",
-                    force=True,
-                )
-                conn.execute(
-                    update(requests)
-                    .where(requests.c.id == purchase.id)
-                    .values(refunded_minor=requests.c.refunded_minor - row.amount_minor)
-                )
+                self._undo_refund(conn, ctx, row, rid)
             conn.execute(update(requests).where(requests.c.id == row.id).values(status="reversed"))
         totals = self.host_totals(conn, tid, batch_no)
         self._settle_batch(conn, tid, batch_no, SettleResult.BALANCED)

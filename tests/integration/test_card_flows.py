@@ -269,3 +269,28 @@ def test_lost_settlement_answer_is_caught_up_on_77(tmp_path: Path) -> None:
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_batch_upload_takes_back_a_refund_the_terminal_does_not_hold(tmp_path: Path) -> None:
+    async def go() -> None:
+        from sqlalchemy import update
+
+        from smartpos.terminal.tables import journal
+
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            start = balance_of(sb, GOOD)
+            sale = await t.sale(4_000, CardInput.parse(GOOD.pan), PIN)
+            refund = await t.refund(1_500, CardInput.parse(GOOD.pan), rrn=sale.rrn)
+            assert balance_of(sb, GOOD) == start - 2_500
+            with t.engine.begin() as conn:  # the terminal lost its record of the refund
+                conn.execute(
+                    update(journal).where(journal.c.stan == refund.stan).values(status="error")
+                )
+            out = await t.settle()
+            assert out["result"] == "uploaded" and out["uploaded"] == 1
+            assert balance_of(sb, GOOD) == start - 4_000  # refund taken back, sale captured
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
