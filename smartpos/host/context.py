@@ -48,3 +48,6 @@ class Context:
     # The "no answer" test card: processed and recorded, but never answered.
     silent: bool = False
     new_keys: tuple[bytes, bytes] | None = None
+    # Requests already stored under this TID + STAN + date, by message class (one lookup
+    # serves de-duplication and the reversal tombstone check).
+    siblings: dict[str, Any] = field(default_factory=dict)

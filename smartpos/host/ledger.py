@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from smartpos.host.tables import accounts, transfers
 
@@ -77,18 +77,43 @@ def account_id(conn: Connection, code: str) -> int:
     return int(found)
 
 
+# Statements used on every purchase are built once: SQLAlchemy memoizes a statement
+# object's cache key, so reusing it skips construction and key generation (measured in
+# docs/benchmarks.md). Bind names carry a ``b_`` prefix so they never collide with columns.
+_SEL_ACCOUNT = select(
+    accounts.c.must_not_overdraw,
+    accounts.c.credits_posted,
+    accounts.c.debits_posted,
+    accounts.c.debits_pending,
+).where(accounts.c.id == bindparam("b_id"))
+_SEL_TRANSFER = select(
+    transfers.c.id,
+    transfers.c.debit_account_id,
+    transfers.c.credit_account_id,
+    transfers.c.amount_minor,
+    transfers.c.phase,
+    transfers.c.pending_id,
+    transfers.c.code,
+).where(transfers.c.id == bindparam("b_id"))
+_SEL_RESOLVER = select(transfers.c.id).where(transfers.c.pending_id == bindparam("b_id"))
+_INS_TRANSFER = transfers.insert()
+_COUNTERS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+_BUMPS = {
+    name: update(accounts)
+    .where(accounts.c.id == bindparam("b_id"))
+    .values({name: getattr(accounts.c, name) + bindparam("b_delta")})
+    for name in _COUNTERS
+}
+
+
 def available(conn: Connection, acct_id: int) -> int:
     """Posted credits less posted and pending debits: what a card may still spend."""
-    row = conn.execute(
-        select(
-            accounts.c.credits_posted, accounts.c.debits_posted, accounts.c.debits_pending
-        ).where(accounts.c.id == acct_id)
-    ).one()
+    row = conn.execute(_SEL_ACCOUNT, {"b_id": acct_id}).one()
     return int(row.credits_posted - row.debits_posted - row.debits_pending)
 
 
 def get_transfer(conn: Connection, transfer_id: str) -> Transfer | None:
-    row = conn.execute(select(transfers).where(transfers.c.id == transfer_id)).first()
+    row = conn.execute(_SEL_TRANSFER, {"b_id": transfer_id}).first()
     if row is None:
         return None
     return Transfer(
@@ -102,21 +127,20 @@ def get_transfer(conn: Connection, transfer_id: str) -> Transfer | None:
     )
 
 
-def _bump(conn: Connection, acct_id: int, **deltas: int) -> None:
-    values = {name: getattr(accounts.c, name) + delta for name, delta in deltas.items()}
-    conn.execute(update(accounts).where(accounts.c.id == acct_id).values(**values))
+def _bump(conn: Connection, acct_id: int, counter: str, delta: int) -> None:
+    conn.execute(_BUMPS[counter], {"b_id": acct_id, "b_delta": delta})
 
 
 def _check_overdraw(conn: Connection, acct_id: int, amount_minor: int) -> None:
-    row = conn.execute(
-        select(accounts.c.must_not_overdraw).where(accounts.c.id == acct_id)
-    ).scalar_one()
-    if row and available(conn, acct_id) < amount_minor:
+    row = conn.execute(_SEL_ACCOUNT, {"b_id": acct_id}).one()
+    spendable = row.credits_posted - row.debits_posted - row.debits_pending
+    if row.must_not_overdraw and spendable < amount_minor:
         raise InsufficientFunds(f"account {acct_id} cannot cover {amount_minor}")
 
 
 def _insert(
     conn: Connection,
+    existing: Transfer | None,
     transfer_id: str,
     debit: int,
     credit: int,
@@ -125,12 +149,12 @@ def _insert(
     code: str,
     pending_id: str | None = None,
 ) -> tuple[Transfer, bool]:
-    """Insert a transfer; returns it and whether it is new (False: an idempotent retry)."""
+    """Insert a transfer unless ``existing`` (the row already stored under ``transfer_id``,
+    looked up by the caller) shows an idempotent retry. Returns it and whether it is new."""
     if amount_minor <= 0:
         raise LedgerError("transfer amount must be positive")
     if debit == credit:
         raise LedgerError("a transfer needs two different accounts")
-    existing = get_transfer(conn, transfer_id)
     if existing is not None:
         # Idempotent retry: same id, same content → the first result; anything else is a bug.
         same = (
@@ -144,18 +168,40 @@ def _insert(
             raise LedgerError(f"transfer {transfer_id} exists with other content")
         return existing, False
     conn.execute(
-        transfers.insert().values(
-            id=transfer_id,
-            debit_account_id=debit,
-            credit_account_id=credit,
-            amount_minor=amount_minor,
-            phase=phase,
-            pending_id=pending_id,
-            code=code,
-            created_at=_now(),
-        )
+        _INS_TRANSFER,
+        {
+            "id": transfer_id,
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount_minor": amount_minor,
+            "phase": phase,
+            "pending_id": pending_id,
+            "code": code,
+            "created_at": _now(),
+        },
     )
     return Transfer(transfer_id, debit, credit, amount_minor, phase, pending_id, code), True
+
+
+def _move(
+    conn: Connection,
+    transfer_id: str,
+    debit: int,
+    credit: int,
+    amount_minor: int,
+    code: str,
+    phase: str,
+    force: bool,
+) -> Transfer:
+    existing = get_transfer(conn, transfer_id)
+    if existing is None and not force:
+        _check_overdraw(conn, debit, amount_minor)
+    t, created = _insert(conn, existing, transfer_id, debit, credit, amount_minor, phase, code)
+    if created:
+        side = "pending" if phase == "pending" else "posted"
+        _bump(conn, debit, f"debits_{side}", amount_minor)
+        _bump(conn, credit, f"credits_{side}", amount_minor)
+    return t
 
 
 def transfer(
@@ -169,13 +215,7 @@ def transfer(
     force: bool = False,
 ) -> Transfer:
     """Post a transfer now. Raises ``InsufficientFunds`` unless ``force``."""
-    if get_transfer(conn, transfer_id) is None and not force:
-        _check_overdraw(conn, debit, amount_minor)
-    t, created = _insert(conn, transfer_id, debit, credit, amount_minor, "posted", code)
-    if created:
-        _bump(conn, debit, debits_posted=amount_minor)
-        _bump(conn, credit, credits_posted=amount_minor)
-    return t
+    return _move(conn, transfer_id, debit, credit, amount_minor, code, "posted", force)
 
 
 def hold(
@@ -190,13 +230,7 @@ def hold(
 ) -> Transfer:
     """Reserve ``amount_minor`` (a pending transfer): counts against the debit account's
     available balance until posted or voided."""
-    if get_transfer(conn, transfer_id) is None and not force:
-        _check_overdraw(conn, debit, amount_minor)
-    t, created = _insert(conn, transfer_id, debit, credit, amount_minor, "pending", code)
-    if created:
-        _bump(conn, debit, debits_pending=amount_minor)
-        _bump(conn, credit, credits_pending=amount_minor)
-    return t
+    return _move(conn, transfer_id, debit, credit, amount_minor, code, "pending", force)
 
 
 def _resolve(conn: Connection, transfer_id: str, pending_id: str, phase: str) -> Transfer:
@@ -205,13 +239,12 @@ def _resolve(conn: Connection, transfer_id: str, pending_id: str, phase: str) ->
         raise LedgerError(f"{pending_id} is not a pending transfer")
     existing = get_transfer(conn, transfer_id)
     if existing is None:
-        resolved = conn.execute(
-            select(transfers.c.id).where(transfers.c.pending_id == pending_id)
-        ).scalar()
+        resolved = conn.execute(_SEL_RESOLVER, {"b_id": pending_id}).scalar()
         if resolved is not None:
             raise AlreadyResolved(f"hold {pending_id} already resolved by {resolved}")
     t, created = _insert(
         conn,
+        existing,
         transfer_id,
         pending.debit_account_id,
         pending.credit_account_id,
@@ -222,11 +255,11 @@ def _resolve(conn: Connection, transfer_id: str, pending_id: str, phase: str) ->
     )
     if created:
         amt = pending.amount_minor
-        _bump(conn, pending.debit_account_id, debits_pending=-amt)
-        _bump(conn, pending.credit_account_id, credits_pending=-amt)
+        _bump(conn, pending.debit_account_id, "debits_pending", -amt)
+        _bump(conn, pending.credit_account_id, "credits_pending", -amt)
         if phase == "post":
-            _bump(conn, pending.debit_account_id, debits_posted=amt)
-            _bump(conn, pending.credit_account_id, credits_posted=amt)
+            _bump(conn, pending.debit_account_id, "debits_posted", amt)
+            _bump(conn, pending.credit_account_id, "credits_posted", amt)
     return t
 
 
@@ -245,10 +278,7 @@ def pending_open(conn: Connection, pending_id: str) -> bool:
     t = get_transfer(conn, pending_id)
     if t is None or t.phase != "pending":
         return False
-    return (
-        conn.execute(select(transfers.c.id).where(transfers.c.pending_id == pending_id)).first()
-        is None
-    )
+    return conn.execute(_SEL_RESOLVER, {"b_id": pending_id}).first() is None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, expiry_passed, normalize_pan
 from smartpos.cards.track import parse_track2
@@ -47,6 +47,21 @@ FORCED_NO_ANSWER_CENTS = 98
 # Fields whose value makes two requests "the same request" for de-duplication.
 _FINGERPRINT_FIELDS = ("2", "3", "4", "11", "13", "35", "37", "41", "42", "49", "60", "61")
 
+# Statements of the purchase path, built once (see smartpos/host/ledger.py for why).
+_SEL_IDENTITY = select(
+    requests.c.msg_class, requests.c.fingerprint, requests.c.response_json
+).where(
+    requests.c.tid == bindparam("b_tid"),
+    requests.c.stan == bindparam("b_stan"),
+    requests.c.date_mmdd == bindparam("b_date"),
+)
+_SEL_CARD = select(cards).where(cards.c.token == bindparam("b_token"))
+_SEL_BATCH = select(batches.c.status).where(
+    batches.c.tid == bindparam("b_tid"), batches.c.batch_no == bindparam("b_batch")
+)
+_INS_BATCH = batches.insert()
+_INS_REQUEST = requests.insert()
+
 _ECHO_FIELDS = ("3", "4", "11", "12", "13", "25", "41", "42", "49", "60")
 
 
@@ -74,6 +89,7 @@ class Processor:
         self.sealed_pvk = sealed_pvk
         self.limits = limits or Limits()
         self._next_id: int | None = None
+        self._merchant_accounts: dict[str, int] = {}
 
     # -- entry -----------------------------------------------------------------------------
 
@@ -116,16 +132,11 @@ class Processor:
     def _replay(self, conn: Connection, ctx: Context) -> bool:
         require(ctx.fields, "11", "13")
         tid, cls, stan, mmdd = self._identity(ctx)
-        row = conn.execute(
-            select(requests.c.fingerprint, requests.c.response_json).where(
-                and_(
-                    requests.c.tid == tid,
-                    requests.c.msg_class == cls,
-                    requests.c.stan == stan,
-                    requests.c.date_mmdd == mmdd,
-                )
-            )
-        ).first()
+        ctx.siblings = {
+            r.msg_class: r
+            for r in conn.execute(_SEL_IDENTITY, {"b_tid": tid, "b_stan": stan, "b_date": mmdd})
+        }
+        row = ctx.siblings.get(cls)
         if row is None:
             return False
         ctx.replayed = True
@@ -155,7 +166,7 @@ class Processor:
         except CardError as exc:
             raise Decline("14", str(exc)) from None
         ctx.pan = pan
-        card = conn.execute(select(cards).where(cards.c.token == self.tokenizer.token(pan))).first()
+        card = conn.execute(_SEL_CARD, {"b_token": self.tokenizer.token(pan)}).first()
         if card is None:
             raise Decline("14", "unknown card")
         ctx.card = card
@@ -215,25 +226,25 @@ class Processor:
 
     def _open_batch(self, conn: Connection, ctx: Context) -> str:
         batch_no = F60.decode(ctx.fields["60"]).batch_no
-        row = conn.execute(
-            select(batches.c.status).where(
-                and_(batches.c.tid == ctx.terminal.tid, batches.c.batch_no == batch_no)
-            )
-        ).first()
+        row = conn.execute(_SEL_BATCH, {"b_tid": ctx.terminal.tid, "b_batch": batch_no}).first()
         if row is None:
             conn.execute(
-                batches.insert().values(tid=ctx.terminal.tid, batch_no=batch_no, status="open")
+                _INS_BATCH, {"tid": ctx.terminal.tid, "batch_no": batch_no, "status": "open"}
             )
         elif row.status != "open":
             raise Decline("77", f"batch {batch_no} already settled")
         return batch_no
 
     def _merchant_account(self, conn: Connection, ctx: Context) -> int:
-        return int(
-            conn.execute(
-                select(merchants.c.account_id).where(merchants.c.mid == ctx.terminal.mid)
-            ).scalar_one()
-        )
+        # A merchant's settlement account never changes once created: cached.
+        mid = ctx.terminal.mid
+        if mid not in self._merchant_accounts:
+            self._merchant_accounts[mid] = int(
+                conn.execute(
+                    select(merchants.c.account_id).where(merchants.c.mid == mid)
+                ).scalar_one()
+            )
+        return self._merchant_accounts[mid]
 
     def _transfer_id(self, ctx: Context, suffix: str) -> str:
         tid, cls, stan, mmdd = self._identity(ctx)
@@ -361,8 +372,7 @@ class Processor:
     def _reject_if_reversed(self, conn: Connection, ctx: Context) -> None:
         """A reversal that arrived before its original leaves a tombstone: the late original
         must never post."""
-        tid, _, stan, mmdd = self._identity(ctx)
-        if self._find_original(conn, tid=tid, msg_class="0400", stan=stan, date_mmdd=mmdd):
+        if "0400" in ctx.siblings:
             raise Decline("12", "already reversed by the terminal")
 
     def _reversal(self, conn: Connection, ctx: Context) -> None:
@@ -667,27 +677,31 @@ class Processor:
             token, domestic = ctx.original.pan_token, ctx.original.domestic
         stored = {"fields": ctx.response, "silent": ctx.silent}
         conn.execute(
-            requests.insert().values(
-                id=row_id,
-                tid=ctx.terminal.tid,
-                msg_class=request_class(f["t"]),
-                stan=f.get("11", ""),
-                date_mmdd=f.get("13", ""),
-                kind=ctx.kind.value,
-                fingerprint=ctx.fingerprint,
-                response_code=ctx.response_code,
-                status=ctx.status if approved else "declined",
-                rrn=ctx.response.get("37"),
-                auth_code=ctx.response.get("38"),
-                amount_minor=int(f.get("4") or 0),
-                pan_token=token,
-                domestic=domestic,
-                batch_no=batch_no,
-                transfer_id=ctx.transfer_id,
-                original_id=ctx.original.id if ctx.original is not None else None,
-                response_json=json.dumps(stored),
-                created_at=datetime.now(UTC),
-            )
+            _INS_REQUEST,
+            {
+                "id": row_id,
+                "tid": ctx.terminal.tid,
+                "msg_class": request_class(f["t"]),
+                "stan": f.get("11", ""),
+                "date_mmdd": f.get("13", ""),
+                "kind": ctx.kind.value,
+                "fingerprint": ctx.fingerprint,
+                "response_code": ctx.response_code,
+                "status": ctx.status if approved else "declined",
+                "rrn": ctx.response.get("37"),
+                "auth_code": ctx.response.get("38"),
+                "amount_minor": int(f.get("4") or 0),
+                "refunded_minor": 0,
+                "pan_token": token,
+                "domestic": domestic,
+                "batch_no": batch_no,
+                "transfer_id": ctx.transfer_id,
+                "original_id": ctx.original.id if ctx.original is not None else None,
+                "settled": False,
+                "uploaded": False,
+                "response_json": json.dumps(stored),
+                "created_at": datetime.now(UTC),
+            },
         )
 
 
