@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -123,6 +124,10 @@ requests = Table(
     Column("response_json", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("tid", "msg_class", "stan", "date_mmdd", name="uq_request_identity"),
+    # De-duplication looks a request up by TID + STAN + date across message classes (the
+    # reversal tombstone check), and settlement totals a terminal's batch.
+    Index("ix_requests_tid_stan_date", "tid", "stan", "date_mmdd"),
+    Index("ix_requests_tid_batch", "tid", "batch_no"),
 )
 
 batches = Table(
