@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, func, select
 
+from smartpos.db.raw import Query, Raw
 from smartpos.host.tables import accounts, transfers
 
 
@@ -77,62 +78,63 @@ def account_id(conn: Connection, code: str) -> int:
     return int(found)
 
 
-# Statements used on every purchase are built once: SQLAlchemy memoizes a statement
-# object's cache key, so reusing it skips construction and key generation (measured in
-# docs/benchmarks.md). Bind names carry a ``b_`` prefix so they never collide with columns.
-_SEL_ACCOUNT = select(
-    accounts.c.must_not_overdraw,
-    accounts.c.credits_posted,
-    accounts.c.debits_posted,
-    accounts.c.debits_pending,
-).where(accounts.c.id == bindparam("b_id"))
-_SEL_TRANSFER = select(
-    transfers.c.id,
-    transfers.c.debit_account_id,
-    transfers.c.credit_account_id,
-    transfers.c.amount_minor,
-    transfers.c.phase,
-    transfers.c.pending_id,
-    transfers.c.code,
-).where(transfers.c.id == bindparam("b_id"))
-_SEL_RESOLVER = select(transfers.c.id).where(transfers.c.pending_id == bindparam("b_id"))
-_INS_TRANSFER = transfers.insert()
-_COUNTERS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+# The ledger runs on every purchase: its statements are fixed SQL on the driver's cursor
+# (smartpos.db.raw; ~5 µs a statement instead of ~36 µs through SQLAlchemy Core).
+_SEL_ACCOUNT = Query(
+    "SELECT must_not_overdraw, credits_posted, debits_posted, debits_pending"
+    " FROM accounts WHERE id = ?",
+    ("must_not_overdraw", "credits_posted", "debits_posted", "debits_pending"),
+)
+_TRANSFER_COLUMNS = (
+    "id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount_minor",
+    "phase",
+    "pending_id",
+    "code",
+)
+_SEL_TRANSFER = Query(
+    "SELECT id, debit_account_id, credit_account_id, amount_minor, phase, pending_id, code"
+    " FROM transfers WHERE id = ?",
+    _TRANSFER_COLUMNS,
+)
+_SEL_RESOLVER = Query("SELECT id FROM transfers WHERE pending_id = ?", ("id",))
+_INS_TRANSFER = Query(
+    "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount_minor, phase,"
+    " pending_id, code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _BUMPS = {
-    name: update(accounts)
-    .where(accounts.c.id == bindparam("b_id"))
-    .values({name: getattr(accounts.c, name) + bindparam("b_delta")})
-    for name in _COUNTERS
+    "debits_pending": Query("UPDATE accounts SET debits_pending = debits_pending + ? WHERE id = ?"),
+    "debits_posted": Query("UPDATE accounts SET debits_posted = debits_posted + ? WHERE id = ?"),
+    "credits_pending": Query(
+        "UPDATE accounts SET credits_pending = credits_pending + ? WHERE id = ?"
+    ),
+    "credits_posted": Query("UPDATE accounts SET credits_posted = credits_posted + ? WHERE id = ?"),
 }
 
 
 def available(conn: Connection, acct_id: int) -> int:
     """Posted credits less posted and pending debits: what a card may still spend."""
-    row = conn.execute(_SEL_ACCOUNT, {"b_id": acct_id}).one()
+    row = Raw.of(conn).first(_SEL_ACCOUNT, (acct_id,))
+    if row is None:
+        raise LedgerError(f"no account {acct_id}")
     return int(row.credits_posted - row.debits_posted - row.debits_pending)
 
 
 def get_transfer(conn: Connection, transfer_id: str) -> Transfer | None:
-    row = conn.execute(_SEL_TRANSFER, {"b_id": transfer_id}).first()
-    if row is None:
-        return None
-    return Transfer(
-        row.id,
-        row.debit_account_id,
-        row.credit_account_id,
-        row.amount_minor,
-        row.phase,
-        row.pending_id,
-        row.code,
-    )
+    row = Raw.of(conn).first(_SEL_TRANSFER, (transfer_id,))
+    return None if row is None else Transfer(*row)
 
 
 def _bump(conn: Connection, acct_id: int, counter: str, delta: int) -> None:
-    conn.execute(_BUMPS[counter], {"b_id": acct_id, "b_delta": delta})
+    Raw.of(conn).run(_BUMPS[counter], (delta, acct_id))
 
 
 def _check_overdraw(conn: Connection, acct_id: int, amount_minor: int) -> None:
-    row = conn.execute(_SEL_ACCOUNT, {"b_id": acct_id}).one()
+    row = Raw.of(conn).first(_SEL_ACCOUNT, (acct_id,))
+    if row is None:
+        raise LedgerError(f"no account {acct_id}")
     spendable = row.credits_posted - row.debits_posted - row.debits_pending
     if row.must_not_overdraw and spendable < amount_minor:
         raise InsufficientFunds(f"account {acct_id} cannot cover {amount_minor}")
@@ -167,18 +169,10 @@ def _insert(
         if not same:
             raise LedgerError(f"transfer {transfer_id} exists with other content")
         return existing, False
-    conn.execute(
+    raw = Raw.of(conn)
+    raw.run(
         _INS_TRANSFER,
-        {
-            "id": transfer_id,
-            "debit_account_id": debit,
-            "credit_account_id": credit,
-            "amount_minor": amount_minor,
-            "phase": phase,
-            "pending_id": pending_id,
-            "code": code,
-            "created_at": _now(),
-        },
+        (transfer_id, debit, credit, amount_minor, phase, pending_id, code, raw.stamp(_now())),
     )
     return Transfer(transfer_id, debit, credit, amount_minor, phase, pending_id, code), True
 
@@ -239,9 +233,9 @@ def _resolve(conn: Connection, transfer_id: str, pending_id: str, phase: str) ->
         raise LedgerError(f"{pending_id} is not a pending transfer")
     existing = get_transfer(conn, transfer_id)
     if existing is None:
-        resolved = conn.execute(_SEL_RESOLVER, {"b_id": pending_id}).scalar()
+        resolved = Raw.of(conn).first(_SEL_RESOLVER, (pending_id,))
         if resolved is not None:
-            raise AlreadyResolved(f"hold {pending_id} already resolved by {resolved}")
+            raise AlreadyResolved(f"hold {pending_id} already resolved by {resolved.id}")
     t, created = _insert(
         conn,
         existing,
@@ -278,7 +272,7 @@ def pending_open(conn: Connection, pending_id: str) -> bool:
     t = get_transfer(conn, pending_id)
     if t is None or t.phase != "pending":
         return False
-    return conn.execute(_SEL_RESOLVER, {"b_id": pending_id}).first() is None
+    return Raw.of(conn).first(_SEL_RESOLVER, (pending_id,)) is None
 
 
 @dataclass

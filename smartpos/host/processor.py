@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, and_, func, select, update
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, expiry_passed, normalize_pan
 from smartpos.cards.track import parse_track2
+from smartpos.db.raw import Query, Raw
 from smartpos.host import ledger
 from smartpos.host.context import Context, Decline
 from smartpos.host.tables import batches, cards, merchants, requests, terminals
@@ -47,20 +48,36 @@ FORCED_NO_ANSWER_CENTS = 98
 # Fields whose value makes two requests "the same request" for de-duplication.
 _FINGERPRINT_FIELDS = ("2", "3", "4", "11", "13", "35", "37", "41", "42", "49", "60", "61")
 
-# Statements of the purchase path, built once (see smartpos/host/ledger.py for why).
-_SEL_IDENTITY = select(
-    requests.c.msg_class, requests.c.fingerprint, requests.c.response_json
-).where(
-    requests.c.tid == bindparam("b_tid"),
-    requests.c.stan == bindparam("b_stan"),
-    requests.c.date_mmdd == bindparam("b_date"),
+# The purchase path's statements: fixed SQL on the driver's cursor (see smartpos.db.raw).
+_SEL_IDENTITY = Query(
+    "SELECT msg_class, fingerprint, response_json FROM requests"
+    " WHERE tid = ? AND stan = ? AND date_mmdd = ?",
+    ("msg_class", "fingerprint", "response_json"),
 )
-_SEL_CARD = select(cards).where(cards.c.token == bindparam("b_token"))
-_SEL_BATCH = select(batches.c.status).where(
-    batches.c.tid == bindparam("b_tid"), batches.c.batch_no == bindparam("b_batch")
+_CARD_COLUMNS = (
+    "token",
+    "status",
+    "expiry",
+    "pin_required",
+    "pvv",
+    "pvki",
+    "pin_tries",
+    "account_id",
 )
-_INS_BATCH = batches.insert()
-_INS_REQUEST = requests.insert()
+_SEL_CARD = Query(
+    "SELECT token, status, expiry, pin_required, pvv, pvki, pin_tries, account_id"
+    " FROM cards WHERE token = ?",
+    _CARD_COLUMNS,
+)
+_UPD_PIN_TRIES = Query("UPDATE cards SET pin_tries = ? WHERE token = ?")
+_SEL_BATCH = Query("SELECT status FROM batches WHERE tid = ? AND batch_no = ?", ("status",))
+_INS_BATCH = Query("INSERT INTO batches (tid, batch_no, status) VALUES (?, ?, ?)")
+_INS_REQUEST = Query(
+    "INSERT INTO requests (id, tid, msg_class, stan, date_mmdd, kind, fingerprint,"
+    " response_code, status, rrn, auth_code, amount_minor, refunded_minor, pan_token,"
+    " domestic, batch_no, transfer_id, original_id, settled, uploaded, response_json,"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 _ECHO_FIELDS = ("3", "4", "11", "12", "13", "25", "41", "42", "49", "60")
 
@@ -132,10 +149,7 @@ class Processor:
     def _replay(self, conn: Connection, ctx: Context) -> bool:
         require(ctx.fields, "11", "13")
         tid, cls, stan, mmdd = self._identity(ctx)
-        ctx.siblings = {
-            r.msg_class: r
-            for r in conn.execute(_SEL_IDENTITY, {"b_tid": tid, "b_stan": stan, "b_date": mmdd})
-        }
+        ctx.siblings = {r.msg_class: r for r in Raw.of(conn).all(_SEL_IDENTITY, (tid, stan, mmdd))}
         row = ctx.siblings.get(cls)
         if row is None:
             return False
@@ -166,7 +180,7 @@ class Processor:
         except CardError as exc:
             raise Decline("14", str(exc)) from None
         ctx.pan = pan
-        card = conn.execute(_SEL_CARD, {"b_token": self.tokenizer.token(pan)}).first()
+        card = Raw.of(conn).first(_SEL_CARD, (self.tokenizer.token(pan),))
         if card is None:
             raise Decline("14", "unknown card")
         ctx.card = card
@@ -203,7 +217,7 @@ class Processor:
             raise Decline("99", "PIN block format")
         tries = 0 if verdict == PinCheck.OK else card.pin_tries + 1
         if tries != card.pin_tries:
-            conn.execute(update(cards).where(cards.c.token == card.token).values(pin_tries=tries))
+            Raw.of(conn).run(_UPD_PIN_TRIES, (tries, card.token))
         if verdict == PinCheck.WRONG:
             raise Decline("75" if tries >= PIN_TRIES_MAX else "55", "wrong PIN")
 
@@ -226,11 +240,9 @@ class Processor:
 
     def _open_batch(self, conn: Connection, ctx: Context) -> str:
         batch_no = F60.decode(ctx.fields["60"]).batch_no
-        row = conn.execute(_SEL_BATCH, {"b_tid": ctx.terminal.tid, "b_batch": batch_no}).first()
+        row = Raw.of(conn).first(_SEL_BATCH, (ctx.terminal.tid, batch_no))
         if row is None:
-            conn.execute(
-                _INS_BATCH, {"tid": ctx.terminal.tid, "batch_no": batch_no, "status": "open"}
-            )
+            Raw.of(conn).run(_INS_BATCH, (ctx.terminal.tid, batch_no, "open"))
         elif row.status != "open":
             raise Decline("77", f"batch {batch_no} already settled")
         return batch_no
@@ -676,32 +688,33 @@ class Processor:
         elif ctx.original is not None:
             token, domestic = ctx.original.pan_token, ctx.original.domestic
         stored = {"fields": ctx.response, "silent": ctx.silent}
-        conn.execute(
+        raw = Raw.of(conn)
+        raw.run(
             _INS_REQUEST,
-            {
-                "id": row_id,
-                "tid": ctx.terminal.tid,
-                "msg_class": request_class(f["t"]),
-                "stan": f.get("11", ""),
-                "date_mmdd": f.get("13", ""),
-                "kind": ctx.kind.value,
-                "fingerprint": ctx.fingerprint,
-                "response_code": ctx.response_code,
-                "status": ctx.status if approved else "declined",
-                "rrn": ctx.response.get("37"),
-                "auth_code": ctx.response.get("38"),
-                "amount_minor": int(f.get("4") or 0),
-                "refunded_minor": 0,
-                "pan_token": token,
-                "domestic": domestic,
-                "batch_no": batch_no,
-                "transfer_id": ctx.transfer_id,
-                "original_id": ctx.original.id if ctx.original is not None else None,
-                "settled": False,
-                "uploaded": False,
-                "response_json": json.dumps(stored),
-                "created_at": datetime.now(UTC),
-            },
+            (
+                row_id,
+                ctx.terminal.tid,
+                request_class(f["t"]),
+                f.get("11", ""),
+                f.get("13", ""),
+                ctx.kind.value,
+                ctx.fingerprint,
+                ctx.response_code,
+                ctx.status if approved else "declined",
+                ctx.response.get("37"),
+                ctx.response.get("38"),
+                int(f.get("4") or 0),
+                0,
+                token,
+                domestic,
+                batch_no,
+                ctx.transfer_id,
+                ctx.original.id if ctx.original is not None else None,
+                False,
+                False,
+                json.dumps(stored),
+                raw.stamp(datetime.now(UTC)),
+            ),
         )
 
 

@@ -1,0 +1,70 @@
+"""Rows written on the raw cursor read back through SQLAlchemy unchanged (both databases)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import select
+
+from smartpos.db.engine import make_engine
+from smartpos.db.migrate import upgrade
+from smartpos.db.raw import Query, Raw
+from smartpos.host import ledger
+from smartpos.host.tables import transfers
+
+ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'raw.db'}"
+        return
+    name = f"smartpos_raw_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_raw_rows_round_trip_through_sqlalchemy(url: str) -> None:
+    engine = make_engine(url)
+    upgrade(engine, "host")
+    try:
+        with engine.begin() as conn:
+            a = ledger.create_account(conn, "a", "card", must_not_overdraw=True)
+            b = ledger.create_account(conn, "b", "merchant", must_not_overdraw=False)
+            ledger.transfer(conn, "fund", b, a, 500, "opening")
+            ledger.hold(conn, "h1", a, b, 200, "purchase")
+            with pytest.raises(ledger.InsufficientFunds):
+                ledger.hold(conn, "h2", a, b, 301, "purchase")
+            assert ledger.available(conn, a) == 300
+        with engine.connect() as conn:
+            row = conn.execute(select(transfers).where(transfers.c.id == "h1")).one()
+            assert row.phase == "pending" and row.amount_minor == 200
+            created = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
+            assert abs((datetime.now(UTC) - created).total_seconds()) < 60
+            assert ledger.check(conn).balanced
+            raw = Raw.of(conn)
+            got = raw.first(
+                Query(
+                    "SELECT id, amount_minor FROM transfers WHERE id = ?", ("id", "amount_minor")
+                ),
+                ("fund",),
+            )
+            assert (got.id, got.amount_minor) == ("fund", 500)
+    finally:
+        engine.dispose()
+
+
+def test_query_placeholders_per_dialect() -> None:
+    q = Query("SELECT a FROM t WHERE b = ? AND c = ?", ("a",))
+    assert q.sql.count("?") == 2 and q.pg_sql.count("%s") == 2
