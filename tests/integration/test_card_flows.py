@@ -294,3 +294,41 @@ def test_batch_upload_takes_back_a_refund_the_terminal_does_not_hold(tmp_path: P
             await t.link.close()
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("profile", ["cup-ecb", "no-mac"])
+def test_other_acquirer_profiles_work_end_to_end(tmp_path: Path, profile: str) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path, profile=profile) as sb:
+            t = sb.terminal(profile=sb.profile)
+            assert (await t.sign_on()).result == "approved"
+            sale = await t.sale(1_000, CardInput.parse(GOOD.pan), PIN)
+            assert sale.result == "approved", sale
+            assert (await t.void(stan=sale.stan)).result == "approved"
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_test_amounts_force_outcomes(tmp_path: Path) -> None:
+    async def go() -> None:
+        from dataclasses import replace
+
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            before = balance_of(sb, GOOD)
+            for cents, code in ((51, "51"), (5, "05"), (61, "61"), (96, "96")):
+                r = await t.sale(900_000 + cents, CardInput.parse(GOOD.pan), PIN)
+                assert (r.result, r.response_code) == ("declined", code)
+            ok = await t.sale(900_042, CardInput.parse(GOOD.pan), PIN)
+            assert ok.result == "approved"
+            t.profile = replace(t.profile, response_timeout_ms=400, reversal_backoff_ms=10)
+            t.link.profile = t.profile
+            silent = await t.sale(900_098, CardInput.parse(GOOD.pan), PIN)
+            assert silent.result == "error" and silent.reversal == "sent"
+            assert balance_of(sb, GOOD) == before - 900_042
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
