@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import sys
 
 from smartpos.host.pipeline import HostService
 from smartpos.protocol.framing import FramingError, read_body
@@ -16,7 +15,6 @@ log = logging.getLogger("smartpos.host")
 # An idle terminal link is closed after this long; terminals reconnect per transaction.
 IDLE_TIMEOUT_S = 300.0
 MAX_CONNECTIONS = 2048
-SWITCH_INTERVAL_S = 0.0005
 
 
 class HostServer:
@@ -32,10 +30,6 @@ class HostServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        # The writer thread and the event loop share the GIL. With Python's default 5 ms
-        # switch interval a request can wait that long for the loop to run while the writer
-        # computes; 0.5 ms keeps the loop responsive (measured in docs/benchmarks.md).
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.service.start()
         self._server = await asyncio.start_server(
             self._client, host, port, ssl=self.ssl_context, backlog=1024, limit=8192
