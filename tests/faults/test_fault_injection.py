@@ -79,20 +79,33 @@ class HostCrash:
     def arm(self) -> None:
         self.armed = True
 
-    def after_commit(self, batch: list[Any]) -> None:  # runs in the writer's thread
+    def after_commit(self, batch: list[Any]) -> None:
         if not self.armed or self.loop is None:
             return
         self.armed = False
         self.fired += 1
-        done = threading.Event()
 
         def kill() -> None:
             for writer in list(self.server._clients):
                 writer.close()
+
+        # Answers are written after this hook returns; the links must be gone first. The
+        # host calls the hook on its event loop (then close at once) — or, for a writer
+        # running in a thread, hand the closing to the loop and wait for it.
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            kill()
+            return
+        done = threading.Event()
+
+        def kill_and_signal() -> None:
+            kill()
             done.set()
 
-        self.loop.call_soon_threadsafe(kill)
-        # Answers are written after this hook returns; make sure the links are gone first.
+        self.loop.call_soon_threadsafe(kill_and_signal)
         done.wait(2)
 
 
@@ -223,9 +236,7 @@ def assert_money_adds_up(sb: Sandbox, t: Terminal, seed: int, where: str) -> Non
         balances = {}
         for card in CARDS:
             acct = conn.execute(
-                select(cards.c.account_id).where(
-                    cards.c.token == sb.host.tokenizer.token(card.pan)
-                )
+                select(cards.c.account_id).where(cards.c.token == sb.host.tokenizer.token(card.pan))
             ).scalar_one()
             balances[card.label] = available(conn, acct)
 
@@ -294,8 +305,9 @@ async def _run(home: Path, log: RunLog, cases: int) -> RunLog:
                 return "none"
             return rng.choice(FAULTS[1:])
 
-        proxy = FaultProxy(sb.server.port, delay_s=RESPONSE_TIMEOUT_MS / 1000 * 1.5,
-                           on_host_crash=crash.arm)
+        proxy = FaultProxy(
+            sb.server.port, delay_s=RESPONSE_TIMEOUT_MS / 1000 * 1.5, on_host_crash=crash.arm
+        )
         async with proxy:
             t = sb.terminal(TID, port=proxy.port, profile=sb.profile)
             assert (await t.sign_on()).result == "approved"
@@ -345,5 +357,9 @@ def test_money_is_never_lost_or_doubled(tmp_path: Path, run: int) -> None:
     except BaseException:
         print(f"fault seed={seed}: last operations:\n  {log.tail(40)}")
         raise
-    print(f"fault seed={seed}: {dict(log.ops)} {dict(log.outcomes)} "
-          f"in {time.monotonic() - started:.1f}s")
+    print(
+        f"fault seed={seed}: {dict(log.ops)} {dict(log.outcomes)} "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+    if cases >= 100:  # with ~1 fault in 2 messages, a run this long always hits the crash
+        assert log.ops["host_crash_fired"] > 0, f"seed={seed}: the host-crash fault never fired"
