@@ -501,19 +501,25 @@ def demo(
 def bench_host(
     terminals: Annotated[int, typer.Option(help="concurrent simulated terminals")] = 16,
     seconds: Annotated[float, typer.Option(help="measured seconds per phase")] = 10.0,
-    rate: Annotated[float, typer.Option(help="offered purchases/s (open loop); 0 = closed "
-                                             "loop, as fast as answers come")] = 0.0,
+    rate: Annotated[
+        float,
+        typer.Option(
+            help="offered purchases/s (open loop); 0 = closed loop, as fast as answers come"
+        ),
+    ] = 0.0,
     tls: Annotated[bool, typer.Option("--tls/--no-tls")] = True,
-    bare: Annotated[bool, typer.Option("--bare/--no-bare",
-                                       help="also measure a bare server")] = True,
+    bare: Annotated[
+        bool, typer.Option("--bare/--no-bare", help="also measure a bare server")
+    ] = True,
     warmup: Annotated[float, typer.Option(help="unmeasured seconds first")] = 1.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Purchases with PIN and MAC from N terminals against a host on a durable ledger."""
     from smartpos.bench.host import BenchConfig, render_table, run_bench, stderr_progress
 
-    cfg = BenchConfig(terminals=terminals, seconds=seconds, rate=rate, tls=tls, bare=bare,
-                      warmup=warmup)
+    cfg = BenchConfig(
+        terminals=terminals, seconds=seconds, rate=rate, tls=tls, bare=bare, warmup=warmup
+    )
     try:
         result = run_bench(cfg, progress=stderr_progress)
     except (ValueError, RuntimeError) as exc:

@@ -169,13 +169,15 @@ class BenchResult:
         }
         if self.bare is not None:
             b = self.bare.summary()
-            out.update({
-                "bare_tps": b["tps"],
-                "bare_latency_ms_p50": b["latency_ms_p50"],
-                "bare_latency_ms_p99": b["latency_ms_p99"],
-                "bare_errors": b["errors"] + b["declined"],
-                "ratio": round(self.host.tps / self.bare.tps, 3) if self.bare.tps else None,
-            })
+            out.update(
+                {
+                    "bare_tps": b["tps"],
+                    "bare_latency_ms_p50": b["latency_ms_p50"],
+                    "bare_latency_ms_p99": b["latency_ms_p99"],
+                    "bare_errors": b["errors"] + b["declined"],
+                    "ratio": round(self.host.tps / self.bare.tps, 3) if self.bare.tps else None,
+                }
+            )
         return out
 
 
@@ -210,9 +212,14 @@ def prepare_host(home: Path, n: int) -> list[BenchTerminal]:
     out = []
     with rt.engine.begin() as conn:
         for i in range(n):
-            card = TestCard(bench_pan(i)[:-1], f"bench card {i}", "approved (00)",
-                            balance_minor=BENCH_BALANCE_MINOR, pin=BENCH_PIN,
-                            expiry=BENCH_EXPIRY)
+            card = TestCard(
+                bench_pan(i)[:-1],
+                f"bench card {i}",
+                "approved (00)",
+                balance_minor=BENCH_BALANCE_MINOR,
+                pin=BENCH_PIN,
+                expiry=BENCH_EXPIRY,
+            )
             issue_card(rt, conn, card)
     for i in range(n):
         prov = provision_terminal(rt, f"B{i:07d}", BENCH_MID)
@@ -266,8 +273,17 @@ def _host_process(home: str, tls: bool, profile: str) -> None:
         await server.close()
         rt.engine.dispose()
         s = service.stats
-        print(json.dumps({"requests": s.requests, "answered": s.answered,
-                          "batches": s.batches, "by_code": dict(s.by_code)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "requests": s.requests,
+                    "answered": s.answered,
+                    "batches": s.batches,
+                    "by_code": dict(s.by_code),
+                }
+            ),
+            flush=True,
+        )
 
     _event_loop_runner()(main())
 
@@ -276,14 +292,22 @@ def bare_response(profile: AcquirerProfile) -> bytes:
     """The bare server's canned answer: a realistic MACed 0210 approval frame."""
     now = datetime.now()
     fields: Fields = {
-        "t": "0210", "3": PROC_PURCHASE, "4": f"{100:012d}", "11": "000000",
-        "12": now.strftime("%H%M%S"), "13": now.strftime("%m%d"), "25": "00",
-        "37": "000000000001", "38": "000001", "39": "00", "41": "BARE0000",
-        "42": BENCH_MID, "49": CURRENCY_NUMERIC,
+        "t": "0210",
+        "3": PROC_PURCHASE,
+        "4": f"{100:012d}",
+        "11": "000000",
+        "12": now.strftime("%H%M%S"),
+        "13": now.strftime("%m%d"),
+        "25": "00",
+        "37": "000000000001",
+        "38": "000001",
+        "39": "00",
+        "41": "BARE0000",
+        "42": BENCH_MID,
+        "49": CURRENCY_NUMERIC,
         "60": F60(TYPE_PURCHASE, BATCH_NO).encode(),
     }
-    message = codec.encode(fields, mac=lambda d: compute_mac(profile.mac_algorithm,
-                                                             _BARE_TAK, d))
+    message = codec.encode(fields, mac=lambda d: compute_mac(profile.mac_algorithm, _BARE_TAK, d))
     tpdu = Tpdu(profile.terminal_nii, profile.host_nii)
     return encode_frame(Frame(tpdu, profile.app_header, message))
 
@@ -325,14 +349,21 @@ class ServerProcess:
     as one JSON line."""
 
     def __init__(self, kind: str, home: Path, tls: bool, profile: str):
-        self.args = [sys.executable, "-m", "smartpos.bench.host", kind, str(home),
-                     "tls" if tls else "plain", profile]
+        self.args = [
+            sys.executable,
+            "-m",
+            "smartpos.bench.host",
+            kind,
+            str(home),
+            "tls" if tls else "plain",
+            profile,
+        ]
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 60.0) -> int:
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True)
+            self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
         if len(line) != 2 or line[0] != "ready":
@@ -358,8 +389,16 @@ class ServerProcess:
 class SimTerminal:
     """One simulated terminal: its keys, its STAN counter, its connection."""
 
-    def __init__(self, tid: str, mid: str, pan: str, tmk: bytes | None,
-                 profile: AcquirerProfile, amount_minor: int, bare: bool) -> None:
+    def __init__(
+        self,
+        tid: str,
+        mid: str,
+        pan: str,
+        tmk: bytes | None,
+        profile: AcquirerProfile,
+        amount_minor: int,
+        bare: bool,
+    ) -> None:
         self.tid, self.mid, self.pan, self.tmk = tid, mid, pan, tmk
         self.profile = profile
         self.amount = f"{amount_minor:012d}"
@@ -371,9 +410,17 @@ class SimTerminal:
         self._writer: asyncio.StreamWriter | None = None
         self._tpdu = Tpdu(profile.host_nii, profile.terminal_nii)
         self._static: Fields = {
-            "3": PROC_PURCHASE, "4": self.amount, "2": pan, "14": BENCH_EXPIRY,
-            "22": entry_mode(ENTRY_MANUAL, True), "25": "00", "26": "12",
-            "53": "2600000000000000", "41": tid, "42": mid, "49": CURRENCY_NUMERIC,
+            "3": PROC_PURCHASE,
+            "4": self.amount,
+            "2": pan,
+            "14": BENCH_EXPIRY,
+            "22": entry_mode(ENTRY_MANUAL, True),
+            "25": "00",
+            "26": "12",
+            "53": "2600000000000000",
+            "41": tid,
+            "42": mid,
+            "49": CURRENCY_NUMERIC,
             "60": F60(TYPE_PURCHASE, BATCH_NO).encode(),
         }
 
@@ -398,16 +445,24 @@ class SimTerminal:
     async def _exchange(self, message: bytes) -> bytes:
         assert self._reader is not None and self._writer is not None
         self._writer.write(encode_frame(Frame(self._tpdu, self.profile.app_header, message)))
-        body = await asyncio.wait_for(read_body(self._reader),
-                                      self.profile.response_timeout_ms / 1000)
+        body = await asyncio.wait_for(
+            read_body(self._reader), self.profile.response_timeout_ms / 1000
+        )
         return decode_body(body, self.profile.header_len).message
 
     async def sign_on(self) -> None:
         assert self.tmk is not None
         now = datetime.now()
-        req: Fields = {"t": "0800", "11": self._next_stan(), "12": now.strftime("%H%M%S"),
-                       "13": now.strftime("%m%d"), "41": self.tid, "42": self.mid,
-                       "60": F60(TYPE_NETWORK, BATCH_NO, NET_SIGN_ON).encode(), "63": "01 "}
+        req: Fields = {
+            "t": "0800",
+            "11": self._next_stan(),
+            "12": now.strftime("%H%M%S"),
+            "13": now.strftime("%m%d"),
+            "41": self.tid,
+            "42": self.mid,
+            "60": F60(TYPE_NETWORK, BATCH_NO, NET_SIGN_ON).encode(),
+            "63": "01 ",
+        }
         resp = codec.decode(await self._exchange(codec.encode(req)))
         if resp.get("39") != "00" or "62" not in resp:
             raise RuntimeError(f"sign-on of {self.tid} refused: {resp.get('39')}")
@@ -419,9 +474,14 @@ class SimTerminal:
         assert self.tpk is not None and self.tak is not None
         now = datetime.now()
         stan = self._next_stan()
-        fields = {"t": "0200", "11": stan, "12": now.strftime("%H%M%S"),
-                  "13": now.strftime("%m%d"), **self._static,
-                  "52": encrypt_pin_block(self.tpk, BENCH_PIN, self.pan).hex().upper()}
+        fields = {
+            "t": "0200",
+            "11": stan,
+            "12": now.strftime("%H%M%S"),
+            "13": now.strftime("%m%d"),
+            **self._static,
+            "52": encrypt_pin_block(self.tpk, BENCH_PIN, self.pan).hex().upper(),
+        }
         tak, alg = self.tak, self.profile.mac_algorithm
         return stan, codec.encode(fields, mac=lambda d: compute_mac(alg, tak, d))
 
@@ -455,8 +515,9 @@ class _Clock:
         self.measure_to = self.measure_from + seconds
 
 
-async def _drive(terminals: list[SimTerminal], result: PhaseResult, cfg: BenchConfig,
-                 progress: ProgressFn | None) -> None:
+async def _drive(
+    terminals: list[SimTerminal], result: PhaseResult, cfg: BenchConfig, progress: ProgressFn | None
+) -> None:
     clock = _Clock(cfg.warmup, cfg.seconds)
     counts = {"approved": 0}
 
@@ -480,8 +541,14 @@ async def _drive(terminals: list[SimTerminal], result: PhaseResult, cfg: BenchCo
     async def one(t: SimTerminal) -> tuple[str | None, str | None]:
         try:
             return await t.purchase(), None
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, FramingError,
-                ssl.SSLError, ValueError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            FramingError,
+            ssl.SSLError,
+            ValueError,
+        ) as exc:
             return None, f"{type(exc).__name__}: {exc}"
 
     async def closed(t: SimTerminal) -> None:
@@ -515,9 +582,11 @@ async def _drive(terminals: list[SimTerminal], result: PhaseResult, cfg: BenchCo
             n = counts["approved"]
             if progress is not None:
                 phase = "warm-up" if t < clock.measure_from else "measuring"
-                progress(f"{result.name}: {t - clock.start:5.1f}s {phase}: "
-                         f"{(n - last_n) / (t - last):8.0f} approved/s, {n} approved, "
-                         f"{result.errors} errors")
+                progress(
+                    f"{result.name}: {t - clock.start:5.1f}s {phase}: "
+                    f"{(n - last_n) / (t - last):8.0f} approved/s, {n} approved, "
+                    f"{result.errors} errors"
+                )
             last, last_n = t, n
 
     reporter = asyncio.create_task(report())
@@ -531,8 +600,9 @@ async def _drive(terminals: list[SimTerminal], result: PhaseResult, cfg: BenchCo
     result.elapsed = min(time.perf_counter(), clock.measure_to) - clock.measure_from
 
 
-async def _run_phase(name: str, port: int, sims: list[SimTerminal], cfg: BenchConfig,
-                     progress: ProgressFn | None) -> PhaseResult:
+async def _run_phase(
+    name: str, port: int, sims: list[SimTerminal], cfg: BenchConfig, progress: ProgressFn | None
+) -> PhaseResult:
     result = PhaseResult(name)
     await asyncio.gather(*(s.connect("127.0.0.1", port, cfg.tls) for s in sims))
     if name == "host":
@@ -564,8 +634,10 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
         host_proc = ServerProcess("host", home, cfg.tls, cfg.profile)
         port = host_proc.start()
         try:
-            sims = [SimTerminal(s.tid, s.mid, s.pan, s.tmk, profile, cfg.amount_minor, False)
-                    for s in setups]
+            sims = [
+                SimTerminal(s.tid, s.mid, s.pan, s.tmk, profile, cfg.amount_minor, False)
+                for s in setups
+            ]
             host_result = run(_run_phase("host", port, sims, cfg, progress))
         finally:
             stats = host_proc.stop()
@@ -578,8 +650,10 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
             bare_proc = ServerProcess("bare", home, cfg.tls, cfg.profile)
             port = bare_proc.start()
             try:
-                sims = [SimTerminal("BARE0000", BENCH_MID, s.pan, None, profile,
-                                    cfg.amount_minor, True) for s in setups]
+                sims = [
+                    SimTerminal("BARE0000", BENCH_MID, s.pan, None, profile, cfg.amount_minor, True)
+                    for s in setups
+                ]
                 bare_result = run(_run_phase("bare", port, sims, cfg, progress))
             finally:
                 bare_result_stats = bare_proc.stop()
@@ -600,19 +674,25 @@ def render_table(result: BenchResult) -> Any:
     d = result.to_dict()
     cfg = result.config
     mode = f"open loop at {cfg.rate:g}/s offered" if cfg.rate else "closed loop"
-    table = Table(title=f"smartpos bench host — {cfg.terminals} terminals, {cfg.seconds:g}s, "
-                        f"{mode}, TLS {'on' if cfg.tls else 'off'}, {os.cpu_count()} CPUs")
+    table = Table(
+        title=f"smartpos bench host — {cfg.terminals} terminals, {cfg.seconds:g}s, "
+        f"{mode}, TLS {'on' if cfg.tls else 'off'}, {os.cpu_count()} CPUs"
+    )
     table.add_column("")
     table.add_column("host (durable ledger)", justify="right")
     if result.bare is not None:
         table.add_column("bare server", justify="right")
     h, b = result.host.summary(), result.bare.summary() if result.bare else None
-    rows = [("approved/s", "tps", "{:,.1f}"), ("approved", "approved", "{:,}"),
-            ("declined", "declined", "{:,}"), ("errors", "errors", "{:,}"),
-            ("latency p50 ms", "latency_ms_p50", "{:.2f}"),
-            ("latency p95 ms", "latency_ms_p95", "{:.2f}"),
-            ("latency p99 ms", "latency_ms_p99", "{:.2f}"),
-            ("latency max ms", "latency_ms_max", "{:.2f}")]
+    rows = [
+        ("approved/s", "tps", "{:,.1f}"),
+        ("approved", "approved", "{:,}"),
+        ("declined", "declined", "{:,}"),
+        ("errors", "errors", "{:,}"),
+        ("latency p50 ms", "latency_ms_p50", "{:.2f}"),
+        ("latency p95 ms", "latency_ms_p95", "{:.2f}"),
+        ("latency p99 ms", "latency_ms_p99", "{:.2f}"),
+        ("latency max ms", "latency_ms_max", "{:.2f}"),
+    ]
     for label, key, fmt in rows:
         cells = [label, fmt.format(h[key])]
         if b is not None:
@@ -620,10 +700,14 @@ def render_table(result: BenchResult) -> Any:
         table.add_row(*cells)
     if d.get("ratio") is not None:
         table.add_row("host / bare", f"{d['ratio']:.3f}", *([""] if b is not None else []))
-    table.add_row("mean writer batch", str(d.get("host_mean_batch")),
-                  *([""] if b is not None else []))
-    table.add_row("ledger", "balanced" if result.ledger_balanced else "NOT BALANCED",
-                  *([""] if b is not None else []))
+    table.add_row(
+        "mean writer batch", str(d.get("host_mean_batch")), *([""] if b is not None else [])
+    )
+    table.add_row(
+        "ledger",
+        "balanced" if result.ledger_balanced else "NOT BALANCED",
+        *([""] if b is not None else []),
+    )
     return table
 
 

@@ -194,7 +194,7 @@ class HostService:
         await fut
         if ctx.silent:
             return None
-        response = {"t": response_mti(mti), **ctx.response}
+        response = {"t": response_mti(mti), **ctx.response, "32": self.profile.acquirer_id}
         tak = None
         if self.profile.mac_required and kind not in UNMACED:
             tak = self.terminals[terminal.tid].sealed_tak

@@ -602,6 +602,9 @@ class Processor:
             ctx.status, ctx.response_code = "approved", "00"
             return
         # Upload end: what the terminal does not hold as approved never happened for it.
+        require(ctx.fields, "48")
+        if not ctx.fields["48"].isdigit() or len(ctx.fields["48"]) > 6:
+            raise MessageError("48 must hold the uploaded count", "48")
         stale = conn.execute(
             select(requests).where(
                 and_(
@@ -620,9 +623,26 @@ class Processor:
             else:
                 self._undo_refund(conn, ctx, row, rid)
             conn.execute(update(requests).where(requests.c.id == row.id).values(status="reversed"))
+        # The terminal says how many it uploaded; fewer confirmed means it holds approvals the
+        # host never gave. The batch settles on the host's records either way; result 2 tells
+        # the terminal (and the merchant) that its count was wrong.
+        claimed = int(ctx.fields["48"])
+        confirmed = conn.execute(
+            select(func.count())
+            .select_from(requests)
+            .where(
+                and_(
+                    requests.c.tid == tid,
+                    requests.c.batch_no == batch_no,
+                    requests.c.uploaded.is_(True),
+                    requests.c.kind.in_(("purchase", "refund")),
+                )
+            )
+        ).scalar_one()
+        result = SettleResult.BALANCED if claimed == confirmed else SettleResult.NOT_BALANCED
         totals = self.host_totals(conn, tid, batch_no)
-        self._settle_batch(conn, tid, batch_no, SettleResult.BALANCED)
-        ctx.response["48"] = totals.encode(SettleResult.BALANCED)
+        self._settle_batch(conn, tid, batch_no, result)
+        ctx.response["48"] = totals.encode(result)
         ctx.status, ctx.response_code = "approved", "00"
 
     # -- sign-on ---------------------------------------------------------------------------

@@ -36,8 +36,9 @@ _PIN_MIN, _PIN_MAX = 4, 12
 
 def _offset(pvk: bytes, pin: str, pan: str) -> str:
     start = max(0, len(pan) - 13)
-    return generate_ibm3624_offset(pvk, _DECIMALISATION, pin, pan, start, min(12, len(pan) - 1),
-                                   "F")
+    return generate_ibm3624_offset(
+        pvk, _DECIMALISATION, pin, pan, start, min(12, len(pan) - 1), "F"
+    )
 
 
 class PinCheck(StrEnum):

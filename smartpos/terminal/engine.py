@@ -765,7 +765,7 @@ class Terminal:
         except (LinkError, MessageError) as exc:
             raise TerminalError(f"settlement failed: {exc}; nothing closed, try again") from None
         rc = resp.get("39", "")
-        uploaded, upload_done = 0, False
+        uploaded, upload_done, refused = 0, False, 0
         host_totals = resp.get("48")
         if rc == "77":
             result = SettleResult.BALANCED  # the host already closed this batch
@@ -774,17 +774,25 @@ class Terminal:
         else:
             _, result = SettlementTotals.decode(host_totals)
             if result == SettleResult.NOT_BALANCED:
-                uploaded, host_totals = await self._batch_upload(batch_no)
+                uploaded, host_totals, refused = await self._batch_upload(batch_no)
                 upload_done = True
-                result = SettleResult.BALANCED if host_totals else SettleResult.ERROR
+                result = (
+                    SettlementTotals.decode(host_totals)[1] if host_totals else SettleResult.ERROR
+                )
         if result == SettleResult.ERROR:
             raise TerminalError("batch upload failed; the batch stays open, settle again")
+        # balanced: totals agreed; uploaded: they agreed after the upload; not_balanced: the
+        # host did not know some approvals this terminal holds (settled on the host's records).
+        if not upload_done:
+            label = "balanced"
+        else:
+            label = "uploaded" if result == SettleResult.BALANCED else "not_balanced"
         with self.engine.begin() as conn:
             conn.execute(update(journal).where(journal.c.batch_no == batch_no).values(settled=True))
             conn.execute(
                 settlements.insert().values(
                     batch_no=batch_no,
-                    result="uploaded" if upload_done else "balanced",
+                    result=label,
                     totals=ours.encode(),
                     host_totals=host_totals,
                     uploaded=uploaded,
@@ -799,8 +807,9 @@ class Terminal:
             )
         return {
             "batch_no": batch_no,
-            "result": "uploaded" if upload_done else "balanced",
+            "result": label,
             "uploaded": uploaded,
+            "upload_refused": refused,
             "sales_count": ours.domestic.debit_count + ours.foreign.debit_count,
             "sales_minor": ours.domestic.debit_amount_minor + ours.foreign.debit_amount_minor,
             "refunds_count": ours.domestic.credit_count + ours.foreign.credit_count,
@@ -808,7 +817,10 @@ class Terminal:
             "next_batch_no": self.batch_no(),
         }
 
-    async def _batch_upload(self, batch_no: str) -> tuple[int, str | None]:
+    async def _batch_upload(self, batch_no: str) -> tuple[int, str | None, int]:
+        """Send every approved sale/refund of the batch (0320), then the closing 0320 with the
+        count. Returns (uploaded, the host's final field 48 or None on failure, refused)."""
+        refused = 0
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(journal).where(
@@ -832,9 +844,13 @@ class Terminal:
                 "60": F60(type_code, batch_no, NET_BATCH_UPLOAD).encode(),
             }
             try:
-                self._check_response(req, await self.link.exchange(self._encode(req, True)), True)
+                answer = self._check_response(
+                    req, await self.link.exchange(self._encode(req, True)), True
+                )
             except (LinkError, MessageError):
-                return len(rows), None
+                return len(rows), None, refused
+            if answer.get("39") != "00":
+                refused += 1
         with self.engine.begin() as conn:
             stan = self._next_stan(conn)
         end = {
@@ -847,8 +863,8 @@ class Terminal:
                 end, await self.link.exchange(self._encode(end, True)), True
             )
         except (LinkError, MessageError):
-            return len(rows), None
-        return len(rows), resp.get("48")
+            return len(rows), None, refused
+        return len(rows), resp.get("48"), refused
 
 
 def card_or_error(text: str, expiry: str | None) -> CardInput:

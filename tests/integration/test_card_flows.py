@@ -332,3 +332,47 @@ def test_test_amounts_force_outcomes(tmp_path: Path) -> None:
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_upload_of_an_approval_the_host_never_gave_is_reported(tmp_path: Path) -> None:
+    async def go() -> None:
+        from datetime import UTC, datetime
+
+        from smartpos.terminal.tables import journal
+
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            real = await t.sale(1_000, CardInput.parse(GOOD.pan), PIN)
+            start = balance_of(sb, GOOD)
+            now = datetime.now(UTC)
+            with t.engine.begin() as conn:  # e.g. a journal restored from another device
+                conn.execute(
+                    journal.insert().values(
+                        kind="sale",
+                        stan="999999",
+                        date_mmdd=real.stan[:4],
+                        invoice_no="999999",
+                        batch_no=real.batch_no,
+                        amount_minor=777,
+                        currency="CNY",
+                        pan_masked=real.pan_masked,
+                        brand="unionpay",
+                        entry_mode="manual",
+                        status="approved",
+                        rrn="999999999999",
+                        refunded_minor=0,
+                        settled=False,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            out = await t.settle()
+            assert out["result"] == "not_balanced", out
+            assert (out["uploaded"], out["upload_refused"]) == (2, 1)
+            assert balance_of(sb, GOOD) == start  # nothing posted for the unknown approval
+            assert_ledger_balanced(sb)
+            again = await t.sale(100, CardInput.parse(GOOD.pan), PIN)
+            assert again.result == "approved" and again.batch_no == "000002"
+            await t.link.close()
+
+    asyncio.run(go())
