@@ -46,3 +46,38 @@ def test_postgres_schema_matches_tables(which: str) -> None:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _migrate_in_child(url: str, which: str) -> None:
+    upgrade(make_engine(url), which)
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_concurrent_first_starts_do_not_collide(tmp_path: Path, backend: str) -> None:
+    """Several processes opening one new database at once (e.g. the demo starting while a
+    terminal command runs) all succeed and leave one schema."""
+    import multiprocessing
+
+    if backend == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'race.db'}", None
+    else:
+        admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+        name = f"smartpos_race_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url, drop = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", (admin, name)
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_migrate_in_child, args=(url, "terminal")) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+        assert _diff(url, "terminal") == []
+    finally:
+        if drop:
+            with psycopg.connect(drop[0], autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{drop[1]}" WITH (FORCE)')

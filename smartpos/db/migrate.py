@@ -6,6 +6,7 @@ The host and the terminal keep separate databases, so each has its own migration
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from alembic import command
@@ -24,5 +25,18 @@ def alembic_config(engine: Engine, name: str) -> Config:
 
 
 def upgrade(engine: Engine, name: str) -> None:
-    """Bring the database to the latest revision (idempotent)."""
-    command.upgrade(alembic_config(engine, name), "head")
+    """Bring the database to the latest revision (idempotent, and safe when several processes
+    open a new database at once: a demo starting while a terminal command runs).
+
+    SQLite: an exclusive lock on a file beside the database serializes the migrations.
+    PostgreSQL: the migration transaction takes an advisory lock (see ``run_env``)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        command.upgrade(alembic_config(engine, name), "head")
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            command.upgrade(alembic_config(engine, name), "head")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

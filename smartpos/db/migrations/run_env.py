@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
+
+# Advisory lock id for smartpos migrations on PostgreSQL (any constant; 8583 = ISO 8583).
+LOCK_KEY = 8583
 
 
 def _metadata(which: str) -> MetaData:
@@ -19,6 +22,9 @@ def run() -> None:
     config = context.config
     engine = config.attributes["engine"]
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Serializes concurrent first starts; released when this transaction ends.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         context.configure(
             connection=connection,
             target_metadata=_metadata(config.attributes["which"]),
