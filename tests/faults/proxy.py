@@ -81,8 +81,9 @@ class FaultProxy:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _session(self, t_reader: asyncio.StreamReader, t_writer: asyncio.StreamWriter
-                       ) -> None:
+    async def _session(
+        self, t_reader: asyncio.StreamReader, t_writer: asyncio.StreamWriter
+    ) -> None:
         up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             while True:

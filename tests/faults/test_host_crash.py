@@ -56,15 +56,26 @@ class HostProcess:
         env = {**os.environ, "SMARTPOS_HOME": str(self.home)}
         env.pop("SMARTPOS_HOST_DB_URL", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from smartpos.cli import app; app()",
-             "host", "serve", "--no-tls", "--port", str(self.port)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-c",
+                "from smartpos.cli import app; app()",
+                "host",
+                "serve",
+                "--no-tls",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "host process exited at start"
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), 0.2
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
             ):
                 return
             time.sleep(0.05)
@@ -102,9 +113,18 @@ def test_host_sigkilled_mid_transaction(tmp_path: Path) -> None:
     thome = tmp_path / "terminal"
     tset = Settings(home=thome, terminal_db_url=f"sqlite:///{thome / 'terminal.db'}")
     trt = open_terminal_db(tset, durable=True)
-    provision(trt, tid=TID, mid=MID, merchant_name="测试商户", tmk=prov.tmk,
-              tmk_kcv=prov.tmk_kcv, link_host="127.0.0.1", link_port=port,
-              host_fingerprint=None, profile="sandbox")
+    provision(
+        trt,
+        tid=TID,
+        mid=MID,
+        merchant_name="测试商户",
+        tmk=prov.tmk,
+        tmk_kcv=prov.tmk_kcv,
+        link_host="127.0.0.1",
+        link_port=port,
+        host_fingerprint=None,
+        profile="sandbox",
+    )
     host = HostProcess(tmp_path, port)
     history: list[str] = []
 
