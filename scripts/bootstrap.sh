@@ -13,12 +13,15 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 stamp=".venv/.installed${extras:+-$extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  if [ -n "$extras" ]; then
-    .venv/bin/python -m pip install -q -e ".[$extras]"
-  else
-    .venv/bin/python -m pip install -q -e .
-  fi
-  touch "$stamp"
+fresh() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ]; }
+# The dev install (make test) contains the plain one (make demo): no second pip run.
+if fresh "$stamp" || { [ -z "$extras" ] && fresh .venv/.installed-dev; }; then
+  exit 0
 fi
+.venv/bin/python -m pip install -q --upgrade pip
+if [ -n "$extras" ]; then
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+else
+  .venv/bin/python -m pip install -q -e .
+fi
+touch "$stamp"
