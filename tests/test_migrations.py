@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
+import contextlib
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -14,6 +13,7 @@ from smartpos.db.engine import make_engine
 from smartpos.db.migrate import upgrade
 from smartpos.host.tables import metadata as host_metadata
 from smartpos.terminal.tables import metadata as terminal_metadata
+from tests.pg import fresh_database
 
 SCHEMAS = {"host": host_metadata, "terminal": terminal_metadata}
 
@@ -37,15 +37,8 @@ def test_sqlite_schema_matches_tables(tmp_path: Path, which: str) -> None:
 @pytest.mark.postgres
 @pytest.mark.parametrize("which", sorted(SCHEMAS))
 def test_postgres_schema_matches_tables(which: str) -> None:
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    name = f"smartpos_mig_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        assert _diff(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", which) == []
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("smartpos_mig") as url:
+        assert _diff(url, which) == []
 
 
 def _migrate_in_child(url: str, which: str) -> None:
@@ -60,15 +53,11 @@ def test_concurrent_first_starts_do_not_collide(tmp_path: Path, backend: str) ->
     terminal command runs) all succeed and leave one schema."""
     import multiprocessing
 
-    if backend == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'race.db'}", None
-    else:
-        admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-        name = f"smartpos_race_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url, drop = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", (admin, name)
-    try:
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'race.db'}"
+        else:
+            url = stack.enter_context(fresh_database("smartpos_race"))
         ctx = multiprocessing.get_context("spawn")
         procs = [ctx.Process(target=_migrate_in_child, args=(url, "terminal")) for _ in range(4)]
         for p in procs:
@@ -77,7 +66,3 @@ def test_concurrent_first_starts_do_not_collide(tmp_path: Path, backend: str) ->
             p.join(60)
         assert [p.exitcode for p in procs] == [0, 0, 0, 0]
         assert _diff(url, "terminal") == []
-    finally:
-        if drop:
-            with psycopg.connect(drop[0], autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{drop[1]}" WITH (FORCE)')

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import select
 
@@ -16,8 +14,7 @@ from smartpos.db.migrate import upgrade
 from smartpos.db.raw import Query, Raw
 from smartpos.host import ledger
 from smartpos.host.tables import transfers
-
-ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+from tests.pg import fresh_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -25,14 +22,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'raw.db'}"
         return
-    name = f"smartpos_raw_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("smartpos_raw") as pg:
+        yield pg
 
 
 def test_raw_rows_round_trip_through_sqlalchemy(url: str) -> None:

@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from smartpos.host.ledger import check
 from smartpos.host.testcards import CATALOGUE
 from smartpos.terminal.engine import CardInput
 from tests.integration.test_card_flows import balance_of
+from tests.pg import fresh_database
 from tests.sandbox import running_sandbox
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    name = f"smartpos_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database() as url:
+        yield url
 
 
 def test_card_flows_on_postgres(tmp_path: Path, pg_url: str) -> None:
