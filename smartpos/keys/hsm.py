@@ -13,14 +13,13 @@ import functools
 import hmac
 from enum import StrEnum
 
-from psec.des import decrypt_tdes_ecb
-from psec.pin import generate_ibm3624_offset
 from psec.pinblock import decode_pinblock_iso_0
 
 from smartpos.keys.keys import WorkingKeys, generate_key, kcv, pack_f62, require_key
 from smartpos.keys.mac import MacAlgorithm, compute_mac
 from smartpos.keys.mac import verify_mac as _verify_mac
 from smartpos.keys.pinblock import PIN_BLOCK_LEN, PinError, is_valid_pan
+from smartpos.keys.tdes import tdes_key
 from smartpos.keys.vault import Vault
 
 __all__ = ["UNSEALED_CACHE_SIZE", "PinCheck", "SoftHsm"]
@@ -34,11 +33,17 @@ _DECIMALISATION = "0123456789012345"
 _PIN_MIN, _PIN_MAX = 4, 12
 
 
+_TO_DECIMAL = str.maketrans("0123456789ABCDEF", _DECIMALISATION)
+
+
 def _offset(pvk: bytes, pin: str, pan: str) -> str:
+    """IBM 3624 PIN offset (the same as psec's ``generate_ibm3624_offset`` with this
+    module's parameters, on the cached PVK cipher; tests/keys/test_tdes.py compares them)."""
     start = max(0, len(pan) - 13)
-    return generate_ibm3624_offset(
-        pvk, _DECIMALISATION, pin, pan, start, min(12, len(pan) - 1), "F"
-    )
+    validation = pan[start : start + min(12, len(pan) - 1)].ljust(16, "F")
+    natural = tdes_key(pvk).encrypt_ecb(bytes.fromhex(validation)).hex().upper()
+    natural = natural.translate(_TO_DECIMAL)
+    return "".join(str((int(p) - int(n)) % 10) for p, n in zip(pin, natural, strict=False))
 
 
 class PinCheck(StrEnum):
@@ -171,7 +176,7 @@ class SoftHsm:
         if len(pin_block) != PIN_BLOCK_LEN or not is_valid_pan(pan):
             return PinCheck.FORMAT_ERROR
         try:
-            pin = decode_pinblock_iso_0(decrypt_tdes_ecb(tpk, bytes(pin_block)), pan)
+            pin = decode_pinblock_iso_0(tdes_key(tpk).decrypt_ecb(bytes(pin_block)), pan)
         except ValueError:
             # psec's messages quote the decoded digits, so the exception is dropped here
             # rather than chained or logged.

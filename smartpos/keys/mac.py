@@ -5,16 +5,13 @@ from __future__ import annotations
 import hmac
 from enum import StrEnum
 
-from psec.des import encrypt_tdes_ecb
-from psec.mac import generate_retail_mac
-
 from smartpos.keys.keys import require_key
+from smartpos.keys.tdes import tdes_key
 
 __all__ = ["MAC_LEN", "MacAlgorithm", "compute_mac", "verify_mac"]
 
 MAC_LEN = 8
 _BLOCK = 8
-_ISO9797_PADDING_METHOD_1 = 1  # zero padding
 
 
 class MacAlgorithm(StrEnum):
@@ -32,9 +29,10 @@ def _cup_ecb_mac(tak: bytes, data: bytes) -> bytes:
     for offset in range(0, len(padded), _BLOCK):
         folded ^= int.from_bytes(padded[offset : offset + _BLOCK], "big")
     hex_digest = folded.to_bytes(_BLOCK, "big").hex().upper().encode("ascii")
-    first = encrypt_tdes_ecb(tak, hex_digest[:_BLOCK])
+    key = tdes_key(tak)
+    first = key.encrypt_ecb(hex_digest[:_BLOCK])
     mixed = bytes(a ^ b for a, b in zip(first, hex_digest[_BLOCK:], strict=True))
-    second = encrypt_tdes_ecb(tak, mixed)
+    second = key.encrypt_ecb(mixed)
     return second.hex().upper().encode("ascii")[:MAC_LEN]
 
 
@@ -49,7 +47,9 @@ def compute_mac(algorithm: MacAlgorithm, tak: bytes, data: bytes) -> bytes:
     tak = bytes(tak)
     data = bytes(data)
     if algorithm == MacAlgorithm.X919:
-        return generate_retail_mac(tak[:8], tak[8:], data, _ISO9797_PADDING_METHOD_1, MAC_LEN)
+        # ISO 9797-1 padding method 1: zero bytes up to a whole block (at least one block).
+        padded = data + b"\x00" * (-len(data) % _BLOCK) if data else b"\x00" * _BLOCK
+        return tdes_key(tak).retail_mac(padded)[:MAC_LEN]
     if algorithm == MacAlgorithm.CUP_ECB:
         return _cup_ecb_mac(tak, data)
     raise ValueError(f"unsupported MAC algorithm: {algorithm!r}")

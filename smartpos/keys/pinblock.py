@@ -7,10 +7,10 @@ clear PIN or clear PIN block back to the caller.
 
 from __future__ import annotations
 
-from psec.des import encrypt_tdes_ecb
 from psec.pinblock import encode_pinblock_iso_0
 
 from smartpos.keys.keys import require_key
+from smartpos.keys.tdes import tdes_key
 
 __all__ = ["PIN_BLOCK_LEN", "PinError", "encrypt_pin_block", "is_valid_pan", "is_valid_pin"]
 
@@ -53,4 +53,4 @@ def encrypt_pin_block(tpk: bytes, pin: str, pan: str) -> bytes:
         raise PinError(f"PIN must be {_PIN_MIN_DIGITS} to {_PIN_MAX_DIGITS} digits")
     if not is_valid_pan(pan):
         raise PinError(f"PAN must be {_PAN_MIN_DIGITS} to {_PAN_MAX_DIGITS} digits")
-    return encrypt_tdes_ecb(bytes(tpk), encode_pinblock_iso_0(pin, pan))
+    return tdes_key(bytes(tpk)).encrypt_ecb(encode_pinblock_iso_0(pin, pan))
