@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import iso8583
 
+from smartpos.protocol import compiled
 from smartpos.protocol.spec import SPEC, SUPPORTED_FIELDS
 
 Fields = dict[str, str]
@@ -18,6 +19,13 @@ MacFn = Callable[[bytes], bytes]
 
 MAC_LEN = 8
 _MAC_PLACEHOLDER = "00" * MAC_LEN
+# Numeric fields (BCD digits) whose decoded value must be all digits; 35 (track 2) may hold
+# the separator "D", and the MTI and bitmap are checked on their own.
+_NUMERIC = frozenset(
+    k
+    for k, spec in SPEC.items()
+    if spec.get("len_count") == "nibbles" and k not in ("35", "p", "t")
+)
 
 
 class MessageError(ValueError):
@@ -37,10 +45,12 @@ def encode(fields: Fields, mac: MacFn | None = None) -> bytes:
     doc = {k: v for k, v in fields.items() if k not in ("p", "64")}
     if mac is not None:
         doc["64"] = _MAC_PLACEHOLDER
-    try:
-        raw, _ = iso8583.encode(doc, SPEC)
-    except iso8583.EncodeError as exc:
-        raise MessageError(exc.msg, exc.field) from None
+    raw = compiled.encode(doc)
+    if raw is None:  # not sure: pyiso8583 encodes it or says what is wrong
+        try:
+            raw = bytes(iso8583.encode(doc, SPEC)[0])
+        except iso8583.EncodeError as exc:
+            raise MessageError(exc.msg, exc.field) from None
     if mac is None:
         return bytes(raw)
     body = bytes(raw[:-MAC_LEN])
@@ -50,12 +60,14 @@ def encode(fields: Fields, mac: MacFn | None = None) -> bytes:
 def decode(raw: bytes) -> Fields:
     """Decode a message. Any defect (bad bitmap, field overrun, unknown or unsupported
     field, trailing bytes, bad BCD) is a ``MessageError`` naming the field."""
-    try:
-        doc, _ = iso8583.decode(bytearray(raw), SPEC)
-    except iso8583.DecodeError as exc:
-        raise MessageError(exc.msg, exc.field) from None
-    except (KeyError, ValueError, IndexError, TypeError) as exc:
-        raise MessageError(f"undecodable message: {type(exc).__name__}") from None
+    doc = compiled.decode(raw)
+    if doc is None:  # not sure: pyiso8583 decodes it or says what is wrong
+        try:
+            doc = iso8583.decode(bytearray(raw), SPEC)[0]
+        except iso8583.DecodeError as exc:
+            raise MessageError(exc.msg, exc.field) from None
+        except (KeyError, ValueError, IndexError, TypeError) as exc:
+            raise MessageError(f"undecodable message: {type(exc).__name__}") from None
     if "1" in doc:
         raise MessageError("secondary bitmap is not supported", "1")
     unknown = [k for k in doc if k.isdigit() and k not in SUPPORTED_FIELDS]
@@ -65,9 +77,7 @@ def decode(raw: bytes) -> Fields:
     if len(mti) != 4 or not mti.isdigit():
         raise MessageError("MTI must be 4 BCD digits", "t")
     for key, value in doc.items():
-        spec = SPEC.get(key)
-        numeric = spec and spec.get("len_count") == "nibbles" and key not in ("35", "p", "t")
-        if numeric and not value.isdigit():
+        if key in _NUMERIC and not value.isdigit():
             raise MessageError("numeric field holds non-digits", key)
     return dict(doc)
 
