@@ -236,3 +236,9 @@ class PanTokenizer:
         digits = normalize_pan(pan)
         mac = hmac.new(self._key, digits.encode("ascii"), hashlib.sha256)
         return mac.hexdigest()[:_TOKEN_HEX_CHARS]
+
+    def digest(self, purpose: str, text: str) -> str:
+        """HMAC-SHA256 under the token key of ``text`` (which may contain a PAN), separated
+        from PAN tokens and other purposes by ``purpose``: 64 lowercase hex characters."""
+        data = f"{purpose}\x00{text}".encode()
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()

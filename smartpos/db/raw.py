@@ -67,4 +67,4 @@ class Raw:
         """A datetime as the DateTime column stores it (SQLite: SQLAlchemy's text form)."""
         if self.pg:
             return when
-        return when.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return when.replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -7,7 +7,6 @@ authorize → persist. Decode, terminal and MAC checks run before, in the server
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -88,11 +87,13 @@ class Limits:
     currency_numeric: str = "156"
 
 
-def fingerprint(fields: Fields) -> str:
-    h = hashlib.sha256(request_class(fields.get("t", "0000")).encode())
-    for name in _FINGERPRINT_FIELDS:
-        h.update(name.encode() + b"=" + fields.get(name, "").encode() + b";")
-    return h.hexdigest()
+def fingerprint(tokenizer: PanTokenizer, fields: Fields) -> str:
+    """What makes a request "the same request again" (a retry), as a keyed digest: the
+    fields it covers include the PAN, so a plain hash would let anyone holding the database
+    test candidate PANs against it."""
+    parts = [request_class(fields.get("t", "0000"))]
+    parts.extend(f"{name}={fields.get(name, '')};" for name in _FINGERPRINT_FIELDS)
+    return tokenizer.digest("request-fingerprint", "".join(parts))
 
 
 class Processor:
@@ -120,7 +121,7 @@ class Processor:
             self._sign_on(conn, ctx)
             self._respond(ctx)
             return
-        ctx.fingerprint = fingerprint(ctx.fields)
+        ctx.fingerprint = fingerprint(self.tokenizer, ctx.fields)
         try:
             if self._replay(conn, ctx):
                 return
@@ -675,8 +676,9 @@ class Processor:
         resp: Fields = {k: f[k] for k in _ECHO_FIELDS if k in f}
         resp.update(ctx.response)
         now = datetime.now()
-        resp.setdefault("12", now.strftime("%H%M%S"))
-        resp.setdefault("13", now.strftime("%m%d"))
+        mmdd = f"{now.month:02d}{now.day:02d}"
+        resp.setdefault("12", f"{now.hour:02d}{now.minute:02d}{now.second:02d}")
+        resp.setdefault("13", mmdd)
         resp["39"] = ctx.response_code
         resp["41"] = ctx.terminal.tid
         resp["42"] = ctx.terminal.mid
@@ -687,7 +689,7 @@ class Processor:
             TxnType.SETTLEMENT,
             TxnType.BALANCE,
         ):
-            resp["15"] = now.strftime("%m%d")
+            resp["15"] = mmdd
         ctx.response = resp
 
     def _persist(self, conn: Connection, ctx: Context) -> None:
@@ -703,7 +705,7 @@ class Processor:
         domestic = True
         token = None
         if ctx.pan is not None:
-            token = self.tokenizer.token(ctx.pan)
+            token = ctx.card.token if ctx.card is not None else self.tokenizer.token(ctx.pan)
             domestic = brand_of(ctx.pan).is_domestic
         elif ctx.original is not None:
             token, domestic = ctx.original.pan_token, ctx.original.domestic

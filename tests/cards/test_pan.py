@@ -255,3 +255,15 @@ def test_tokenizer_rejects_short_key_and_bad_pan() -> None:
 
 def test_tokenizer_repr_hides_key() -> None:
     assert "kkkk" not in repr(PanTokenizer(KEY))
+
+
+def test_digest_is_keyed_and_separated_by_purpose() -> None:
+    text = "02=6212345678901232;4=000000001234;"
+    t = PanTokenizer(KEY)
+    d = t.digest("request-fingerprint", text)
+    assert re.fullmatch(r"[0-9a-f]{64}", d)
+    assert d == t.digest("request-fingerprint", text)
+    assert d != PanTokenizer(OTHER_KEY).digest("request-fingerprint", text)
+    assert d != t.digest("other-purpose", text)
+    # Not an unkeyed hash anyone could recompute from a guessed PAN.
+    assert d != hashlib.sha256(text.encode()).hexdigest()
