@@ -29,6 +29,16 @@ class TerminalKeys:
     sealed_tak: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class CardRead:
+    """A request's card data, parsed once before the writer sees it (in memory only)."""
+
+    pan: str | None  # None: the request carries no card data (or it did not parse)
+    expiry: str | None
+    token: str | None
+    error: str | None  # why the card data did not parse (answered 14)
+
+
 @dataclass
 class Context:
     fields: Fields
@@ -48,6 +58,8 @@ class Context:
     # The "no answer" test card: processed and recorded, but never answered.
     silent: bool = False
     new_keys: tuple[bytes, bytes] | None = None
+    # Set by Processor.prepare (outside the writer) or on first use.
+    card_read: CardRead | None = None
     # Requests already stored under this TID + STAN + date, by message class (one lookup
     # serves de-duplication and the reversal tombstone check).
     siblings: dict[str, Any] = field(default_factory=dict)

@@ -189,6 +189,7 @@ class HostService:
         ):
             return self._reply(frame, {"t": response_mti(mti), "39": "A0", **_echo(fields)}, None)
         ctx = Context(fields=fields, kind=kind, message=frame.message, terminal=terminal)
+        self.processor.prepare(ctx)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._queue.put((ctx, fut))
         await fut
