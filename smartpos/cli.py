@@ -90,7 +90,13 @@ async def _serve(
     tls: bool,
     profile: str,
     ready: Callable[[int], Awaitable[None]] | None = None,
+    workers: int = 0,
 ) -> None:
+    if workers > 0:
+        from smartpos.host.cluster import serve_cluster
+
+        await serve_cluster(settings, port, tls, profile, workers, ready)
+        return
     from smartpos.host.pipeline import HostService
     from smartpos.host.sandbox import open_host
     from smartpos.host.server import HostServer
@@ -116,6 +122,14 @@ def host_serve(
     port: Annotated[int | None, typer.Option(help="TCP port (default: settings)")] = None,
     profile: Annotated[str, typer.Option(help="acquirer profile")] = "sandbox",
     tls: Annotated[bool, typer.Option("--tls/--no-tls")] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="front-end processes for the link (TLS, decoding, MACs) in front of one "
+            "writer process; 0 = everything in one process",
+        ),
+    ] = 0,
 ) -> None:
     """Run the acquirer sandbox host (ISO 8583 over TLS)."""
     settings = load_settings()
@@ -124,11 +138,13 @@ def host_serve(
     async def ready(p: int) -> None:
         console.print(
             f"host listening on {settings.host_bind}:{p} (profile {profile}, "
-            f"TLS {'on' if tls else 'off'})"
+            f"TLS {'on' if tls else 'off'}"
+            + (f", {workers} front-end processes" if workers else "")
+            + ")"
         )
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(_serve(settings, port or settings.host_port, tls, profile, ready))
+        _run(_serve(settings, port or settings.host_port, tls, profile, ready, workers))
 
 
 @host_app.command("init")
@@ -512,13 +528,22 @@ def bench_host(
         bool, typer.Option("--bare/--no-bare", help="also measure a bare server")
     ] = True,
     warmup: Annotated[float, typer.Option(help="unmeasured seconds first")] = 1.0,
+    workers: Annotated[
+        int, typer.Option(min=0, help="host front-end processes (as host serve --workers)")
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Purchases with PIN and MAC from N terminals against a host on a durable ledger."""
     from smartpos.bench.host import BenchConfig, render_table, run_bench, stderr_progress
 
     cfg = BenchConfig(
-        terminals=terminals, seconds=seconds, rate=rate, tls=tls, bare=bare, warmup=warmup
+        terminals=terminals,
+        seconds=seconds,
+        rate=rate,
+        tls=tls,
+        bare=bare,
+        warmup=warmup,
+        workers=workers,
     )
     try:
         result = run_bench(cfg, progress=stderr_progress)

@@ -98,6 +98,7 @@ class BenchConfig:
     warmup: float = 1.0
     amount_minor: int = 100
     profile: str = "sandbox"
+    workers: int = 0  # host front-end processes (0: the host in one process)
     home: Path | None = None  # keep the host data here (default: a temporary directory)
 
 
@@ -152,6 +153,7 @@ class BenchResult:
             "offered_rate": self.config.rate or None,
             "mode": "open-loop" if self.config.rate else "closed-loop",
             "tls": self.config.tls,
+            "host_workers": self.config.workers,
             "cpus": os.cpu_count(),
             "approved": h["approved"],
             "approved_tps": h["tps"],
@@ -253,10 +255,10 @@ def _ready(port: int) -> None:
     print(f"ready {port}", flush=True)
 
 
-def _host_process(home: str, tls: bool, profile: str) -> None:
+def _host_process(home: str, tls: bool, profile: str, workers: int) -> None:
     logging.basicConfig(level=logging.WARNING)
 
-    async def main() -> None:
+    async def single() -> dict[str, Any]:
         from smartpos.host.pipeline import HostService
         from smartpos.host.sandbox import open_host
         from smartpos.host.server import HostServer
@@ -273,17 +275,29 @@ def _host_process(home: str, tls: bool, profile: str) -> None:
         await server.close()
         rt.engine.dispose()
         s = service.stats
-        print(
-            json.dumps(
-                {
-                    "requests": s.requests,
-                    "answered": s.answered,
-                    "batches": s.batches,
-                    "by_code": dict(s.by_code),
-                }
-            ),
-            flush=True,
-        )
+        return {"requests": s.requests, "batches": s.batches, "decided": s.decided}
+
+    async def cluster() -> dict[str, Any]:
+        from smartpos.host.cluster import serve_cluster
+
+        stop = asyncio.Event()
+
+        async def ready(port: int) -> None:
+            _ready(port)
+
+            async def wait() -> None:
+                await _wait_for_stop()
+                stop.set()
+
+            asyncio.get_running_loop().create_task(wait())
+
+        settings = Settings(home=Path(home), host_bind="127.0.0.1")
+        s = await serve_cluster(settings, 0, tls, profile, workers, ready, stop=stop)
+        return {"batches": s.batches, "decided": s.decided, "workers": workers}
+
+    async def main() -> None:
+        stats = await (cluster() if workers else single())
+        print(json.dumps(stats), flush=True)
 
     _event_loop_runner()(main())
 
@@ -348,7 +362,7 @@ class ServerProcess:
     prints ``ready PORT``, serves until a line arrives on its stdin, then prints its stats
     as one JSON line."""
 
-    def __init__(self, kind: str, home: Path, tls: bool, profile: str):
+    def __init__(self, kind: str, home: Path, tls: bool, profile: str, workers: int = 0):
         self.args = [
             sys.executable,
             "-m",
@@ -357,6 +371,7 @@ class ServerProcess:
             str(home),
             "tls" if tls else "plain",
             profile,
+            str(workers),
         ]
         self.proc: subprocess.Popen[str] | None = None
 
@@ -631,7 +646,7 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
         if progress:
             progress(f"preparing host in {home}: {cfg.terminals} terminals and cards")
         setups = prepare_host(home, cfg.terminals)
-        host_proc = ServerProcess("host", home, cfg.tls, cfg.profile)
+        host_proc = ServerProcess("host", home, cfg.tls, cfg.profile, cfg.workers)
         port = host_proc.start()
         try:
             sims = [
@@ -642,7 +657,7 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
         finally:
             stats = host_proc.stop()
         if stats.get("batches"):
-            stats["mean_batch"] = round(stats["answered"] / stats["batches"], 1)
+            stats["mean_batch"] = round(stats["decided"] / stats["batches"], 1)
         host_result.host_stats = stats
         balanced, problems = check_ledger(home)
         bare_result = None
@@ -716,5 +731,8 @@ def stderr_progress(line: str) -> None:
 
 
 if __name__ == "__main__":  # the server processes
-    _kind, _home, _tls, _profile = sys.argv[1:5]
-    {"host": _host_process, "bare": _bare_process}[_kind](_home, _tls == "tls", _profile)
+    _kind, _home, _tls, _profile, _workers = sys.argv[1:6]
+    if _kind == "host":
+        _host_process(_home, _tls == "tls", _profile, int(_workers))
+    else:
+        _bare_process(_home, _tls == "tls", _profile)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine, select
 
@@ -33,6 +34,9 @@ UNMACED = (TxnType.SIGN_ON, TxnType.ECHO)
 _REQUEST_MTIS = {"0200", "0220", "0221", "0320", "0400", "0401", "0500", "0800", "0820"}
 
 
+Done = Callable[[Context, BaseException | None], None]
+
+
 class NoAnswer(Exception):
     """The host decided not to answer (the "no answer" test card and test amount)."""
 
@@ -42,6 +46,7 @@ class HostStats:
     requests: int = 0
     answered: int = 0
     batches: int = 0
+    decided: int = 0
     by_code: dict[str, int] = field(default_factory=dict)
 
 
@@ -54,51 +59,60 @@ def load_terminals(conn: Connection) -> dict[str, TerminalKeys]:
     }
 
 
-class HostService:
-    """Turns request frames into response frames."""
+class BatchWriter:
+    """The single writer: takes the requests waiting in its queue (up to ``max_batch``),
+    decides them in one transaction and commits it durably, then calls each request's
+    ``done`` callback — nothing is answered before its commit."""
 
     def __init__(
         self,
         engine: Engine,
         processor: Processor,
-        hsm: SoftHsm,
-        profile: AcquirerProfile,
         *,
         max_batch: int = 256,
         after_commit: Callable[[list[Context]], None] | None = None,
+        stats: HostStats | None = None,
     ) -> None:
         self.engine = engine
         self.processor = processor
-        self.hsm = hsm
-        self.profile = profile
         self.max_batch = max_batch
         self.after_commit = after_commit
-        self.stats = HostStats()
-        with engine.connect() as conn:
-            self.terminals = load_terminals(conn)
-        self._queue: asyncio.Queue[tuple[Context, asyncio.Future[None]]] = asyncio.Queue(
-            maxsize=max_batch * 16
-        )
-        self._writer_task: asyncio.Task[None] | None = None
-
-    def reload_terminals(self) -> None:
-        with self.engine.connect() as conn:
-            self.terminals = load_terminals(conn)
-
-    # -- the writer ------------------------------------------------------------------------
+        self.stats = stats or HostStats()
+        self._queue: asyncio.Queue[tuple[Context, Done]] = asyncio.Queue(maxsize=max_batch * 16)
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        if self._writer_task is None:
-            self._writer_task = asyncio.get_running_loop().create_task(self._writer())
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._writer_task is not None:
-            self._writer_task.cancel()
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer_task
-            self._writer_task = None
+                await self._task
+            self._task = None
 
-    async def _writer(self) -> None:
+    async def submit(self, ctx: Context, done: Done) -> None:
+        """Queue ``ctx``; ``done(ctx, None)`` runs after its batch committed, ``done(ctx,
+        exc)`` if the batch could not be committed (nothing of it was stored)."""
+        await self._queue.put((ctx, done))
+
+    async def decide(self, ctx: Context) -> None:
+        """Decide ``ctx`` (filling ``ctx.response``) and return once it is committed."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def done(_: Context, exc: BaseException | None) -> None:
+            if fut.done():
+                return
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
+
+        await self.submit(ctx, done)
+        await fut
+
+    async def _run(self) -> None:
         while True:
             first = await self._queue.get()
             batch = [first]
@@ -107,18 +121,11 @@ class HostService:
             try:
                 await self._process_batch([ctx for ctx, _ in batch])
             except Exception as exc:  # the batch was rolled back: nothing is answered
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                for ctx, done in batch:
+                    done(ctx, exc)
                 continue
-            for ctx, fut in batch:
-                if ctx.new_keys is not None:
-                    t = self.terminals[ctx.terminal.tid]
-                    self.terminals[t.tid] = TerminalKeys(
-                        t.tid, t.mid, t.status, t.sealed_tmk, *ctx.new_keys
-                    )
-                if not fut.done():
-                    fut.set_result(None)
+            for ctx, done in batch:
+                done(ctx, None)
 
     async def _process_batch(self, batch: list[Context]) -> None:
         """Decide the whole batch in one transaction, then commit it durably.
@@ -127,6 +134,7 @@ class HostService:
         the commit — the disk sync — runs in a thread, so the loop keeps reading, decoding and
         MAC-checking the next requests meanwhile. Nothing is answered before the commit."""
         self.stats.batches += 1
+        self.stats.decided += len(batch)
         failed = False
         with self.engine.connect() as conn:
             trans = conn.begin()
@@ -157,6 +165,66 @@ class HostService:
             ctx.response = {"39": "96"}
             ctx.new_keys = None
 
+
+class Writer(Protocol):
+    """Where HostService sends a checked request to be decided: the in-process
+    :class:`BatchWriter`, or a link to the writer process (:mod:`smartpos.host.cluster`)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def decide(self, ctx: Context) -> None: ...
+
+
+class HostService:
+    """Turns request frames into response frames."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        processor: Processor,
+        hsm: SoftHsm,
+        profile: AcquirerProfile,
+        *,
+        max_batch: int = 256,
+        after_commit: Callable[[list[Context]], None] | None = None,
+        writer: Writer | None = None,
+    ) -> None:
+        self.engine = engine
+        self.processor = processor
+        self.hsm = hsm
+        self.profile = profile
+        self.stats = HostStats()
+        with engine.connect() as conn:
+            self.terminals = load_terminals(conn)
+        self.writer: Writer = writer or BatchWriter(
+            engine, processor, max_batch=max_batch, after_commit=after_commit, stats=self.stats
+        )
+
+    def reload_terminals(self) -> None:
+        with self.engine.connect() as conn:
+            self.terminals = load_terminals(conn)
+
+    def _reload_terminal(self, tid: str) -> TerminalKeys | None:
+        """Re-read one terminal from the database: it may have been provisioned since start,
+        or signed on through another front-end process (new keys)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(terminals).where(terminals.c.tid == tid)).first()
+        if row is None:
+            return None
+        keys = TerminalKeys(
+            row.tid, row.mid, row.status, row.sealed_tmk, row.sealed_tpk, row.sealed_tak
+        )
+        self.terminals[tid] = keys
+        return keys
+
+    def start(self) -> None:
+        self.writer.start()
+
+    async def stop(self) -> None:
+        await self.writer.stop()
+
     # -- one request -----------------------------------------------------------------------
 
     async def handle(self, body: bytes) -> bytes | None:
@@ -175,7 +243,8 @@ class HostService:
             return self._reply(
                 frame, {"t": response_mti(mti), "39": exc.response_code, **_echo(fields)}, None
             )
-        terminal = self.terminals.get(fields.get("41", ""))
+        tid = fields.get("41", "")
+        terminal = self.terminals.get(tid) or (self._reload_terminal(tid) if tid else None)
         if terminal is None:
             return self._reply(frame, {"t": response_mti(mti), "39": "97", **_echo(fields)}, None)
         if fields.get("42") != terminal.mid:
@@ -188,11 +257,15 @@ class HostService:
             and not self._mac_ok(terminal, frame.message, fields)
         ):
             return self._reply(frame, {"t": response_mti(mti), "39": "A0", **_echo(fields)}, None)
+        terminal = self.terminals.get(terminal.tid, terminal)  # as re-read by the MAC check
         ctx = Context(fields=fields, kind=kind, message=frame.message, terminal=terminal)
         self.processor.prepare(ctx)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((ctx, fut))
-        await fut
+        await self.writer.decide(ctx)
+        if ctx.new_keys is not None:
+            t = self.terminals[terminal.tid]
+            self.terminals[t.tid] = TerminalKeys(
+                t.tid, t.mid, t.status, t.sealed_tmk, *ctx.new_keys
+            )
         if ctx.silent:
             return None
         response = {"t": response_mti(mti), **ctx.response, "32": self.profile.acquirer_id}
@@ -202,12 +275,20 @@ class HostService:
         return self._reply(frame, response, tak, terminal.tid)
 
     def _mac_ok(self, terminal: TerminalKeys, message: bytes, fields: Fields) -> bool:
-        if terminal.sealed_tak is None or "64" not in fields:
+        if "64" not in fields:
             return False
         data, mac = codec.mac_input(message)
-        return self.hsm.verify_mac(
-            terminal.tid, terminal.sealed_tak, self.profile.mac_algorithm, data, mac
-        )
+        alg = self.profile.mac_algorithm
+        if terminal.sealed_tak is not None and self.hsm.verify_mac(
+            terminal.tid, terminal.sealed_tak, alg, data, mac
+        ):
+            return True
+        # The terminal may have signed on through another front-end process since this one
+        # cached its keys: check once more against the keys in the database.
+        fresh = self._reload_terminal(terminal.tid)
+        if fresh is None or fresh.sealed_tak in (None, terminal.sealed_tak):
+            return False
+        return self.hsm.verify_mac(terminal.tid, fresh.sealed_tak, alg, data, mac)
 
     def _format_error(self, frame: Frame, exc: MessageError) -> bytes | None:
         mti = frame.message[:2].hex()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 
 from smartpos.host.pipeline import HostService
@@ -33,6 +34,13 @@ class HostServer:
         self.service.start()
         self._server = await asyncio.start_server(
             self._client, host, port, ssl=self.ssl_context, backlog=1024, limit=8192
+        )
+
+    async def start_on(self, sock: socket.socket) -> None:
+        """Serve on an already listening socket (a front-end process of the cluster)."""
+        self.service.start()
+        self._server = await asyncio.start_server(
+            self._client, sock=sock, ssl=self.ssl_context, limit=8192
         )
 
     async def serve_forever(self) -> None:
