@@ -166,6 +166,10 @@ class BenchResult:
             "error_samples": self.host.error_samples[:5],
             "host_batches": self.host.host_stats.get("batches"),
             "host_mean_batch": self.host.host_stats.get("mean_batch"),
+            "host_writer": {
+                k: self.host.host_stats.get(k)
+                for k in ("decided", "decide_seconds", "commit_seconds")
+            },
             "ledger_balanced": self.ledger_balanced,
             "ledger_problems": self.ledger_problems,
         }
@@ -255,6 +259,15 @@ def _ready(port: int) -> None:
     print(f"ready {port}", flush=True)
 
 
+def _writer_stats(s: Any) -> dict[str, Any]:
+    return {
+        "batches": s.batches,
+        "decided": s.decided,
+        "decide_seconds": round(s.decide_seconds, 3),
+        "commit_seconds": round(s.commit_seconds, 3),
+    }
+
+
 def _host_process(home: str, tls: bool, profile: str, workers: int) -> None:
     logging.basicConfig(level=logging.WARNING)
 
@@ -275,7 +288,7 @@ def _host_process(home: str, tls: bool, profile: str, workers: int) -> None:
         await server.close()
         rt.engine.dispose()
         s = service.stats
-        return {"requests": s.requests, "batches": s.batches, "decided": s.decided}
+        return {"requests": s.requests, **_writer_stats(s)}
 
     async def cluster() -> dict[str, Any]:
         from smartpos.host.cluster import serve_cluster
@@ -293,7 +306,7 @@ def _host_process(home: str, tls: bool, profile: str, workers: int) -> None:
 
         settings = Settings(home=Path(home), host_bind="127.0.0.1")
         s = await serve_cluster(settings, 0, tls, profile, workers, ready, stop=stop)
-        return {"batches": s.batches, "decided": s.decided, "workers": workers}
+        return {**_writer_stats(s), "workers": workers}
 
     async def main() -> None:
         stats = await (cluster() if workers else single())
@@ -460,9 +473,8 @@ class SimTerminal:
     async def _exchange(self, message: bytes) -> bytes:
         assert self._reader is not None and self._writer is not None
         self._writer.write(encode_frame(Frame(self._tpdu, self.profile.app_header, message)))
-        body = await asyncio.wait_for(
-            read_body(self._reader), self.profile.response_timeout_ms / 1000
-        )
+        async with asyncio.timeout(self.profile.response_timeout_ms / 1000):
+            body = await read_body(self._reader)
         return decode_body(body, self.profile.header_len).message
 
     async def sign_on(self) -> None:

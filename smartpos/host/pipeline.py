@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, select
 
@@ -47,16 +48,26 @@ class HostStats:
     answered: int = 0
     batches: int = 0
     decided: int = 0
+    decide_seconds: float = 0.0  # the writer deciding batches (event loop)
+    commit_seconds: float = 0.0  # the writer waiting for durable commits (thread)
     by_code: dict[str, int] = field(default_factory=dict)
 
 
+def _keys(row: Any) -> TerminalKeys:
+    return TerminalKeys(
+        row.tid, row.mid, row.status, row.sealed_tmk, row.sealed_tpk, row.sealed_tak
+    )
+
+
 def load_terminals(conn: Connection) -> dict[str, TerminalKeys]:
-    return {
-        row.tid: TerminalKeys(
-            row.tid, row.mid, row.status, row.sealed_tmk, row.sealed_tpk, row.sealed_tak
-        )
-        for row in conn.execute(select(terminals))
-    }
+    return {row.tid: _keys(row) for row in conn.execute(select(terminals))}
+
+
+def load_terminal(engine: Engine, tid: str) -> TerminalKeys | None:
+    """One terminal as the database has it now (provisioned or signed on since start-up)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(terminals).where(terminals.c.tid == tid)).first()
+    return None if row is None else _keys(row)
 
 
 class BatchWriter:
@@ -136,6 +147,7 @@ class BatchWriter:
         self.stats.batches += 1
         self.stats.decided += len(batch)
         failed = False
+        started = time.perf_counter()
         with self.engine.connect() as conn:
             trans = conn.begin()
             try:
@@ -146,7 +158,10 @@ class BatchWriter:
                 trans.rollback()
                 failed = True
             else:
+                decided = time.perf_counter()
+                self.stats.decide_seconds += decided - started
                 await asyncio.to_thread(trans.commit)
+                self.stats.commit_seconds += time.perf_counter() - decided
         if failed:
             self.processor._next_id = None  # ids of the rolled-back batch are free again
             for ctx in batch:
@@ -209,14 +224,9 @@ class HostService:
     def _reload_terminal(self, tid: str) -> TerminalKeys | None:
         """Re-read one terminal from the database: it may have been provisioned since start,
         or signed on through another front-end process (new keys)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(terminals).where(terminals.c.tid == tid)).first()
-        if row is None:
-            return None
-        keys = TerminalKeys(
-            row.tid, row.mid, row.status, row.sealed_tmk, row.sealed_tpk, row.sealed_tak
-        )
-        self.terminals[tid] = keys
+        keys = load_terminal(self.engine, tid)
+        if keys is not None:
+            self.terminals[tid] = keys
         return keys
 
     def start(self) -> None:

@@ -67,7 +67,9 @@ class HostServer:
         try:
             while True:
                 try:
-                    body = await asyncio.wait_for(read_body(reader), IDLE_TIMEOUT_S)
+                    # asyncio.timeout, not wait_for: wait_for wraps every read in a new task.
+                    async with asyncio.timeout(IDLE_TIMEOUT_S):
+                        body = await read_body(reader)
                 except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
                     return
                 try:

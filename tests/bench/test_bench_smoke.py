@@ -33,3 +33,16 @@ def test_bench_host_open_loop_no_tls(tmp_path: Path) -> None:
     assert result.host.errors == 0 and result.host.declined == 0
     assert result.ledger_balanced
     assert result.bare is None
+
+
+@pytest.mark.integration
+def test_bench_host_with_front_end_processes(tmp_path: Path) -> None:
+    home = tmp_path / "bench"
+    cfg = BenchConfig(terminals=4, seconds=1.5, warmup=0.3, bare=False, workers=2, home=home)
+    result = run_bench(cfg)
+    data = result.to_dict()
+    assert result.host.approved > 0 and result.host.errors == 0, data
+    assert data["host_workers"] == 2
+    # Every purchase the terminals saw approved was decided by the writer, and balanced.
+    assert data["host_writer"]["decided"] >= result.host.approved
+    assert result.ledger_balanced, data
