@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import iso8583
 from cryptography.utils import CryptographyDeprecationWarning
-from psec.des import encrypt_tdes_ecb, generate_kcv
+from psec.des import apply_key_variant, encrypt_tdes_ecb, generate_kcv
 from psec.mac import generate_retail_mac
 from psec.pinblock import encode_pinblock_iso_0
 
@@ -111,6 +111,14 @@ def x919_mac(data: bytes) -> bytes:
     return generate_retail_mac(TAK[:8], TAK[8:], data, 1, MAC_LEN)
 
 
+SIGNON_KEY = apply_key_variant(TMK, 8)  # the TMK with key variant 8 (protocol.md §7.2)
+
+
+def signon_mac(data: bytes) -> bytes:
+    """X9.19 under the TMK's sign-on variant: the MAC of a sign-on request."""
+    return generate_retail_mac(SIGNON_KEY[:8], SIGNON_KEY[8:], data, 1, MAC_LEN)
+
+
 def pin_block() -> str:
     return encrypt_tdes_ecb(TPK, encode_pinblock_iso_0(PIN, PAN)).hex().upper()
 
@@ -132,6 +140,7 @@ class Example:
     fields: Fields
     maced: bool
     response: bool = False
+    signon_mac: bool = False  # MACed under the TMK's sign-on variant, not the TAK
 
 
 def _base(mti: str, stan: str, time: str = "143015") -> Fields:
@@ -178,8 +187,10 @@ def examples() -> list[Example]:
     upload_end = {**_base("0320", "000009", "220100"), "48": "0002",
                   "60": F60("00", BATCH, "202").encode()}
     return [
-        Example("0800 sign-on request", "Operator 01 signs on; asks for new working keys.",
-                sign_on, maced=False),
+        Example("0800 sign-on request",
+                "Operator 01 signs on; asks for new working keys. MACed under the TMK's "
+                "sign-on variant, which proves the terminal holds the TMK.",
+                sign_on, maced=False, signon_mac=True),
         Example("0810 sign-on response",
                 "Working keys in field 62 (TPK and TAK under the TMK, each with its KCV).",
                 _answer(sign_on, "00", **{"32": ACQUIRER_ID,
@@ -350,7 +361,8 @@ class Dump:
 
 def dump(example: Example) -> str:
     fields = example.fields
-    message = encode(fields, mac=x919_mac if example.maced else None)
+    mac = x919_mac if example.maced else signon_mac if example.signon_mac else None
+    message = encode(fields, mac=mac)
     tpdu = Tpdu(TERMINAL_NII, HOST_NII) if example.response else Tpdu(HOST_NII, TERMINAL_NII)
     frame = encode_frame(Frame(tpdu, HEADER, message))
     decoded, encoded = iso8583.decode(bytearray(message), SPEC)
@@ -375,7 +387,8 @@ def dump(example: Example) -> str:
             out.part(prefix, f"F{bit} len", [f"length {prefix.hex()} = {int(prefix.hex())} {unit}"])
         if key == "64":
             start, end = message_start, out.offset
-            meaning = [f"{name}: X9.19 retail MAC under the TAK over offsets "
+            key_name = "the TMK's sign-on variant" if example.signon_mac else "the TAK"
+            meaning = [f"{name}: X9.19 retail MAC under {key_name} over offsets "
                        f"{start:04X}..{end - 1:04X} ({end - start} bytes, MTI to end of "
                        f"field {bits[-2]})"]
         else:
@@ -400,7 +413,9 @@ def main() -> None:
           f"expiry {EXPIRY}, PIN `{PIN}`, batch {BATCH}, date {DATE}. Test keys (hex): "
           f"TMK `{TMK.hex().upper()}`, TPK `{TPK.hex().upper()}`, "
           f"TAK `{TAK.hex().upper()}`. Requests go from NII 0000 to NII 0001; responses swap "
-          "them. Field 64 is the X9.19 MAC under the TAK (sandbox profile).")
+          "them. Field 64 is the X9.19 MAC under the TAK (sandbox profile); in the sign-on "
+          "request, under the TMK's sign-on variant (TMK with key variant 8: "
+          f"`{SIGNON_KEY.hex().upper()}`).")
     print()
     for example in examples():
         print(dump(example))

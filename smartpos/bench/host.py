@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from smartpos.config import Settings
-from smartpos.keys.keys import unpack_f62
+from smartpos.keys.keys import signon_mac_key, unpack_f62
 from smartpos.keys.mac import compute_mac, verify_mac
 from smartpos.keys.pinblock import encrypt_pin_block
 from smartpos.protocol import codec
@@ -490,7 +490,9 @@ class SimTerminal:
             "60": F60(TYPE_NETWORK, BATCH_NO, NET_SIGN_ON).encode(),
             "63": "01 ",
         }
-        resp = codec.decode(await self._exchange(codec.encode(req)))
+        key, alg = signon_mac_key(self.tmk), self.profile.mac_algorithm
+        mac = (lambda d: compute_mac(alg, key, d)) if self.profile.mac_required else None
+        resp = codec.decode(await self._exchange(codec.encode(req, mac=mac)))
         if resp.get("39") != "00" or "62" not in resp:
             raise RuntimeError(f"sign-on of {self.tid} refused: {resp.get('39')}")
         keys = unpack_f62(self.tmk, bytes.fromhex(resp["62"]))

@@ -31,6 +31,8 @@ from smartpos.protocol.profiles import AcquirerProfile
 
 log = logging.getLogger("smartpos.host")
 
+# Messages without a working-key MAC: echo carries none; a sign-on is MACed under a key
+# derived from the TMK (the working keys are what it asks for).
 UNMACED = (TxnType.SIGN_ON, TxnType.ECHO)
 _REQUEST_MTIS = {"0200", "0220", "0221", "0320", "0400", "0401", "0500", "0800", "0820"}
 
@@ -261,10 +263,9 @@ class HostService:
             return self._reply(frame, {"t": response_mti(mti), "39": "03", **_echo(fields)}, None)
         if terminal.status != "active":
             return self._reply(frame, {"t": response_mti(mti), "39": "58", **_echo(fields)}, None)
-        if (
-            self.profile.mac_required
-            and kind not in UNMACED
-            and not self._mac_ok(terminal, frame.message, fields)
+        if self.profile.mac_required and (
+            (kind == TxnType.SIGN_ON and not self._signon_mac_ok(terminal, frame.message, fields))
+            or (kind not in UNMACED and not self._mac_ok(terminal, frame.message, fields))
         ):
             return self._reply(frame, {"t": response_mti(mti), "39": "A0", **_echo(fields)}, None)
         terminal = self.terminals.get(terminal.tid, terminal)  # as re-read by the MAC check
@@ -283,6 +284,14 @@ class HostService:
         if self.profile.mac_required and kind not in UNMACED:
             tak = self.terminals[terminal.tid].sealed_tak
         return self._reply(frame, response, tak, terminal.tid)
+
+    def _signon_mac_ok(self, terminal: TerminalKeys, message: bytes, fields: Fields) -> bool:
+        if "64" not in fields:
+            return False
+        data, mac = codec.mac_input(message)
+        return self.hsm.verify_signon_mac(
+            terminal.tid, terminal.sealed_tmk, self.profile.mac_algorithm, data, mac
+        )
 
     def _mac_ok(self, terminal: TerminalKeys, message: bytes, fields: Fields) -> bool:
         if "64" not in fields:

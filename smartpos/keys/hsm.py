@@ -15,7 +15,14 @@ from enum import StrEnum
 
 from psec.pinblock import decode_pinblock_iso_0
 
-from smartpos.keys.keys import WorkingKeys, generate_key, kcv, pack_f62, require_key
+from smartpos.keys.keys import (
+    WorkingKeys,
+    generate_key,
+    kcv,
+    pack_f62,
+    require_key,
+    signon_mac_key,
+)
 from smartpos.keys.mac import MacAlgorithm, compute_mac
 from smartpos.keys.mac import verify_mac as _verify_mac
 from smartpos.keys.pinblock import PIN_BLOCK_LEN, PinError, is_valid_pan
@@ -130,6 +137,14 @@ class SoftHsm:
         """
         tak = self._unseal(_aad("tak", tid), bytes(sealed_tak))
         return _verify_mac(algorithm, tak, data, mac)
+
+    def verify_signon_mac(
+        self, tid: str, sealed_tmk: bytes, algorithm: MacAlgorithm, data: bytes, mac: bytes
+    ) -> bool:
+        """True if ``mac`` authenticates a sign-on request ``data`` under the sign-on key
+        derived from the terminal's TMK (constant time)."""
+        tmk = self._unseal(_aad("tmk", tid), bytes(sealed_tmk))
+        return _verify_mac(algorithm, signon_mac_key(tmk), data, mac)
 
     def new_pvk(self) -> bytes:
         """Generate a PIN verification key and return it sealed (aad b"pvk")."""

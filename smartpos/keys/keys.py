@@ -13,7 +13,13 @@ import warnings
 from dataclasses import dataclass, field
 
 from cryptography.utils import CryptographyDeprecationWarning
-from psec.des import adjust_key_parity, decrypt_tdes_ecb, encrypt_tdes_ecb, generate_kcv
+from psec.des import (
+    adjust_key_parity,
+    apply_key_variant,
+    decrypt_tdes_ecb,
+    encrypt_tdes_ecb,
+    generate_kcv,
+)
 
 __all__ = [
     "F62_LEN",
@@ -24,6 +30,7 @@ __all__ = [
     "generate_key",
     "kcv",
     "pack_f62",
+    "signon_mac_key",
     "unpack_f62",
     "unwrap_key",
     "wrap_key",
@@ -95,6 +102,22 @@ def unwrap_key(kek: bytes, wrapped: bytes) -> bytes:
     require_key(kek, "KEK")
     _require_wrappable(wrapped, "wrapped key")
     return decrypt_tdes_ecb(bytes(kek), bytes(wrapped))
+
+
+SIGNON_KEY_VARIANT = 8
+"""Key variant of the TMK that MACs sign-on requests (see :func:`signon_mac_key`)."""
+
+
+def signon_mac_key(tmk: bytes) -> bytes:
+    """The key that authenticates a sign-on request: the TMK with key variant 8 applied
+    (the first byte of each half XORed with 8 × 8 = 0x40, parity kept).
+
+    A sign-on asks the host for new working keys, so the host must know it comes from the
+    terminal that holds the TMK — not from anyone who knows its TID and MID. A variant rather
+    than the TMK itself keeps the key-encrypting key from ever MACing data.
+    """
+    require_key(tmk, "TMK")
+    return apply_key_variant(bytes(tmk), SIGNON_KEY_VARIANT)
 
 
 @dataclass(frozen=True)

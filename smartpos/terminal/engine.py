@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, and_, select, update
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan, normalize_pan
 from smartpos.cards.track import parse_expiry, parse_track2
-from smartpos.keys.keys import unpack_f62
+from smartpos.keys.keys import signon_mac_key, unpack_f62
 from smartpos.keys.mac import compute_mac, verify_mac
 from smartpos.keys.pinblock import encrypt_pin_block
 from smartpos.keys.vault import Vault
@@ -220,10 +220,16 @@ class Terminal:
         req = self._base("0800", stan, now)
         req["60"] = F60(TYPE_NETWORK, self.batch_no(), NET_SIGN_ON).encode()
         req["63"] = OPERATOR
+        # MACed under the TMK's sign-on variant: proves to the host that this terminal holds
+        # the TMK before it hands out new working keys.
+        signon_key = signon_mac_key(self._tmk)
+        alg = self.profile.mac_algorithm
+        message = codec.encode(
+            req,
+            mac=(lambda d: compute_mac(alg, signon_key, d)) if self.profile.mac_required else None,
+        )
         try:
-            resp = self._check_response(
-                req, await self.link.exchange(self._encode(req, False)), False
-            )
+            resp = self._check_response(req, await self.link.exchange(message), False)
         except (LinkError, MessageError) as exc:
             return TxnResult("error", "", f"sign-on failed: {exc}", "sign_on", stan=stan)
         rc = resp.get("39", "")

@@ -11,10 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from smartpos.host.ledger import check
-from smartpos.host.tables import transfers
+from smartpos.host.tables import terminals, transfers
 from smartpos.host.testcards import CATALOGUE
+from smartpos.keys.keys import generate_key, signon_mac_key
+from smartpos.keys.mac import compute_mac
 from smartpos.protocol import codec
 from smartpos.protocol.framing import Frame, Tpdu, encode_frame, read_body
+from smartpos.protocol.messages import F60, NET_SIGN_ON, TYPE_NETWORK
 from smartpos.terminal.engine import CardInput
 from tests.sandbox import Sandbox, running_sandbox
 
@@ -117,5 +120,53 @@ def test_wrong_host_certificate_is_refused(tmp_path: Path) -> None:
             t.link.fingerprint = "00" * 32
             r = await t.sign_on()
             assert r.result == "error" and "fingerprint" in r.message
+
+    asyncio.run(go())
+
+
+def test_sign_on_needs_proof_of_the_tmk(tmp_path: Path) -> None:
+    """Anyone who knows a TID and MID could otherwise make the host rotate that terminal's
+    keys. A sign-on without a MAC, or MACed under anything but the TMK's sign-on variant, is
+    answered A0 and leaves the keys as they were; the terminal's own sign-on works."""
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            assert (await t.sign_on()).result == "approved"
+            keys_before = sb.service.terminals[t.tid]
+            req = {
+                "t": "0800",
+                "11": "000900",
+                "12": "101010",
+                "13": "1123",
+                "41": t.tid,
+                "42": t.mid,
+                "60": F60(TYPE_NETWORK, "000001", NET_SIGN_ON).encode(),
+                "63": "01 ",
+            }
+            alg = sb.profile.mac_algorithm
+
+            async def sign_on_with(mac_key: bytes | None) -> str:
+                mac = None if mac_key is None else (lambda d: compute_mac(alg, mac_key, d))
+                resp = await send_raw(sb, frame(sb, codec.encode(req, mac=mac)))
+                assert resp is not None
+                return codec.decode(resp)["39"]
+
+            assert await sign_on_with(None) == "A0"
+            assert await sign_on_with(generate_key()) == "A0"
+            assert await sign_on_with(t._tmk) == "A0"  # the TMK itself, not its variant
+            assert sb.service.terminals[t.tid] == keys_before
+            with sb.host.engine.connect() as conn:
+                row = conn.execute(select(terminals).where(terminals.c.tid == t.tid)).one()
+            assert (row.sealed_tpk, row.sealed_tak) == (
+                keys_before.sealed_tpk,
+                keys_before.sealed_tak,
+            )
+            # The terminal still holds working keys the host accepts...
+            r = await t.sale(1000, CardInput.parse(GOOD.pan), "123456")
+            assert r.result == "approved", r
+            # ...and a sign-on MACed under the right variant rotates them.
+            assert await sign_on_with(signon_mac_key(t._tmk)) == "00"
+            assert sb.service.terminals[t.tid] != keys_before
+            await t.link.close()
 
     asyncio.run(go())

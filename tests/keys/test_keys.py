@@ -18,6 +18,7 @@ from smartpos.keys import (
     unwrap_key,
     wrap_key,
 )
+from smartpos.keys.keys import signon_mac_key
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::cryptography.utils.CryptographyDeprecationWarning:psec"
@@ -125,3 +126,15 @@ def test_working_keys_validate_and_hide_material() -> None:
 @given(key=st.binary(min_size=16, max_size=16), kek=st.binary(min_size=16, max_size=16))
 def test_wrap_unwrap_round_trips(key: bytes, kek: bytes) -> None:
     assert unwrap_key(kek, wrap_key(kek, key)) == key
+
+
+def test_signon_key_is_the_tmk_with_variant_8() -> None:
+    # Vector from docs/protocol.md §11: the first byte of each half XORed with 0x40.
+    tmk = bytes.fromhex("89ABCDEF01234567FEDCBA9876543210")
+    key = signon_mac_key(tmk)
+    assert key.hex().upper() == "C9ABCDEF01234567BEDCBA9876543210"
+    expected = bytearray(tmk)
+    expected[0] ^= 0x40
+    expected[8] ^= 0x40
+    assert key == bytes(expected)
+    assert kcv(key) != kcv(tmk)
