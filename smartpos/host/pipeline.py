@@ -313,7 +313,10 @@ class HostService:
         mti = frame.message[:2].hex()
         if mti not in _REQUEST_MTIS:
             raise FramingError(f"undecodable message: {exc}")
-        return self._reply(frame, {"t": response_mti(mti), "39": exc.response_code}, None)
+        # Echo what decoded cleanly before the defect (11 and 41 let the terminal match the
+        # answer to its request and know that nothing was done).
+        echo = {k: v for k, v in _echo(exc.partial).items() if _echoable(k, v)}
+        return self._reply(frame, {"t": response_mti(mti), "39": exc.response_code, **echo}, None)
 
     def _reply(
         self, frame: Frame, fields: Fields, sealed_tak: bytes | None, tid: str = ""
@@ -330,6 +333,16 @@ class HostService:
 
         message = codec.encode(fields, mac=mac_fn)
         return encode_frame(Frame(frame.tpdu.swapped(), frame.header, message))
+
+
+_ECHO_DIGITS = {"3": 6, "4": 12, "11": 6}
+
+
+def _echoable(key: str, value: str) -> bool:
+    """A partially decoded field is echoed only if it is well formed on its own."""
+    if key in _ECHO_DIGITS:
+        return len(value) == _ECHO_DIGITS[key] and value.isdigit()
+    return bool(value) and value.isascii() and value.isprintable()
 
 
 def _echo(fields: Fields) -> Fields:

@@ -33,11 +33,20 @@ class MessageError(ValueError):
 
     ``response_code`` is what a host answers such a request with (30 = format error)."""
 
-    def __init__(self, reason: str, field: str | None = None, response_code: str = "30"):
+    def __init__(
+        self,
+        reason: str,
+        field: str | None = None,
+        response_code: str = "30",
+        partial: Fields | None = None,
+    ):
         super().__init__(f"{reason}" + (f" (field {field})" if field else ""))
         self.reason = reason
         self.field = field
         self.response_code = response_code
+        # What decoded before the defect (never the faulty field): a host echoes 11 and 41
+        # from it so the terminal can match the 30 answer to its request.
+        self.partial: Fields = partial or {}
 
 
 def encode(fields: Fields, mac: MacFn | None = None) -> bytes:
@@ -65,20 +74,22 @@ def decode(raw: bytes) -> Fields:
         try:
             doc = iso8583.decode(bytearray(raw), SPEC)[0]
         except iso8583.DecodeError as exc:
-            raise MessageError(exc.msg, exc.field) from None
+            partial = {k: v for k, v in exc.doc_dec.items() if k != exc.field}
+            raise MessageError(exc.msg, exc.field, partial=partial) from None
         except (KeyError, ValueError, IndexError, TypeError) as exc:
             raise MessageError(f"undecodable message: {type(exc).__name__}") from None
     if "1" in doc:
-        raise MessageError("secondary bitmap is not supported", "1")
+        raise MessageError("secondary bitmap is not supported", "1", partial=doc)
     unknown = [k for k in doc if k.isdigit() and k not in SUPPORTED_FIELDS]
     if unknown:
-        raise MessageError("field not supported", unknown[0])
+        raise MessageError("field not supported", unknown[0], partial=doc)
     mti = doc.get("t", "")
     if len(mti) != 4 or not mti.isdigit():
         raise MessageError("MTI must be 4 BCD digits", "t")
     for key, value in doc.items():
         if key in _NUMERIC and not value.isdigit():
-            raise MessageError("numeric field holds non-digits", key)
+            partial = {k: v for k, v in doc.items() if k != key}
+            raise MessageError("numeric field holds non-digits", key, partial=partial)
     return dict(doc)
 
 

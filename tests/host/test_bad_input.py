@@ -88,7 +88,19 @@ def test_bad_input_never_posts(tmp_path: Path) -> None:
             # Bitmap announcing a field that is not there → format error 30.
             truncated = codec.encode(base, mac=t._mac)[:-20]
             resp = await send_raw(sb, frame(sb, truncated))
-            assert resp is not None and codec.decode(resp)["39"] == "30"
+            assert resp is not None
+            answer_30 = codec.decode(resp)
+            assert answer_30["39"] == "30"
+            # What decoded before the defect is echoed, so the terminal can match the answer.
+            assert (answer_30["t"], answer_30["11"], answer_30["41"]) == ("0210", "000500", t.tid)
+            assert "64" not in answer_30
+            # A field broken before 11 decodes: nothing to echo, still a 30.
+            bad_early = bytearray(codec.encode(base, mac=t._mac))
+            bad_early[10] = 0x99  # field 2's length prefix: 99 digits > 19
+            resp = await send_raw(sb, frame(sb, bytes(bad_early)))
+            assert resp is not None
+            early = codec.decode(resp)
+            assert early["39"] == "30" and "11" not in early and "41" not in early
             assert await answer({**base, "3": "990000"}) == "12"  # unknown processing code
             assert await answer({**base, "41": "99999999"}) == "97"  # unknown terminal
             assert await answer({**base, "42": "000000000000000"}) == "03"  # wrong merchant
