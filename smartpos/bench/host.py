@@ -205,13 +205,13 @@ def bench_pan(i: int) -> str:
     return body + luhn_check_digit(body)
 
 
-def prepare_host(home: Path, n: int) -> list[BenchTerminal]:
+def prepare_host(home: Path, n: int, host_db_url: str | None = None) -> list[BenchTerminal]:
     """Create the durable host database, a merchant, N terminals and N bench cards."""
     from smartpos.host.sandbox import ensure_merchant, issue_card, open_host, provision_terminal
     from smartpos.host.testcards import TestCard
     from smartpos.host.tls import ensure_certificate
 
-    settings = Settings(home=home)
+    settings = Settings(home=home, host_db_url=host_db_url)
     rt = open_host(settings, durable=True)
     ensure_certificate(settings.host_dir)
     ensure_merchant(rt, BENCH_MID, BENCH_MERCHANT)

@@ -135,7 +135,11 @@ class RemoteWriter:
         try:
             while True:
                 msg = await _read_frame(self._reader)
-                ctx, fut = self._pending.pop(msg["i"])
+                pending = self._pending.pop(msg["i"], None)
+                if pending is None:
+                    log.error("writer answered an unknown request id %r", msg["i"])
+                    continue
+                ctx, fut = pending
                 if "x" in msg:
                     fut.set_exception(RuntimeError(f"writer: {msg['x']}"))
                     continue
@@ -321,8 +325,24 @@ class Cluster:
         self.port = int(self._listener.getsockname()[1])
         for _ in range(self.workers):
             self._children.append(await self._spawn())
-        await asyncio.wait_for(self.hub.linked.wait(), 60)
+        await self._wait_linked()
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _wait_linked(self, timeout: float = 60.0) -> None:
+        """Wait until every front-end has linked to the writer; fail fast if one exits."""
+        linked = asyncio.ensure_future(self.hub.linked.wait())
+        exits = [asyncio.ensure_future(c.wait()) for c in self._children]
+        try:
+            done, _ = await asyncio.wait(
+                [linked, *exits], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for f in (linked, *exits):
+                f.cancel()
+        if linked not in done:
+            await self.close()
+            codes = [c.returncode for c in self._children]
+            raise RuntimeError(f"front-end processes did not start (exit codes {codes})")
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         assert self._listener is not None

@@ -26,6 +26,7 @@ from smartpos.host.sandbox import open_host
 from smartpos.protocol import codec
 from smartpos.protocol.framing import Frame, decode_body, encode_frame
 from smartpos.protocol.profiles import get_profile
+from tests.pg import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +208,52 @@ def test_front_ends_leave_when_the_writer_dies(tmp_path: Path) -> None:
     finally:
         if writer.poll() is None:
             writer.kill()
+
+
+def test_a_front_end_that_cannot_start_fails_the_start_fast(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    prepare_host(home, 1)
+
+    async def go() -> None:
+        cluster = Cluster(Settings(home=home), workers=1, tls=False, profile="no-such-profile")
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="did not start"):
+            await cluster.start("127.0.0.1", 0)
+        assert time.monotonic() - started < 30
+        assert not (home / "host" / "writer.sock").exists()
+
+    asyncio.run(go())
+
+
+@pytest.mark.postgres
+def test_front_ends_and_writer_on_postgres(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    prof = replace(PROFILE, tls=False)
+    with fresh_database() as url:
+        settings = Settings(home=home, host_db_url=url)
+        setups = prepare_host(home, 3, host_db_url=url)
+
+        async def go() -> None:
+            cluster = Cluster(settings, workers=2, tls=False, profile="sandbox")
+            await cluster.start("127.0.0.1", 0)
+            try:
+                assert cluster.rt.engine.dialect.name == "postgresql"
+                sims = [SimTerminal(s.tid, s.mid, s.pan, s.tmk, prof, 100, False) for s in setups]
+                for sim in sims:
+                    await sim.connect("127.0.0.1", cluster.port, False)
+                    await sim.sign_on()
+                    await sim.close()
+                assert set(await _purchases(cluster.port, sims, 5)) == {"00"}
+            finally:
+                await cluster.close()
+
+        asyncio.run(go())
+        rt = open_host(settings, durable=False)
+        with rt.engine.connect() as conn:
+            report = check(conn)
+            holds = conn.execute(
+                text("SELECT COUNT(*) FROM transfers WHERE code = 'purchase'")
+            ).scalar_one()
+        rt.engine.dispose()
+    assert report.balanced, report.problems
+    assert holds == 15
