@@ -59,3 +59,31 @@ def test_raw_rows_round_trip_through_sqlalchemy(url: str) -> None:
 def test_query_placeholders_per_dialect() -> None:
     q = Query("SELECT a FROM t WHERE b = ? AND c = ?", ("a",))
     assert q.sql.count("?") == 2 and q.pg_sql.count("%s") == 2
+
+
+def test_request_savepoints_stay_inside_the_batch_transaction(url: str) -> None:
+    """A released savepoint is not a commit (on SQLite, a leading SAVEPOINT would otherwise
+    become the transaction itself), and rolling back to one undoes only its request."""
+    engine = make_engine(url)
+    upgrade(engine, "host")
+    try:
+        with engine.begin() as conn:
+            a = ledger.create_account(conn, "a", "card", must_not_overdraw=False)
+            b = ledger.create_account(conn, "b", "merchant", must_not_overdraw=False)
+        with engine.connect() as conn:
+            trans = conn.begin()
+            raw = Raw.of(conn)
+            raw.savepoint()  # the first statement of the batch
+            ledger.transfer(conn, "kept", a, b, 100, "test")
+            raw.release()
+            raw.savepoint()
+            ledger.transfer(conn, "undone", a, b, 200, "test")
+            raw.rollback_to_savepoint()
+            assert ledger.get_transfer(conn, "kept") is not None
+            assert ledger.get_transfer(conn, "undone") is None
+            trans.rollback()  # the batch fails as a whole: nothing of it stays
+        with engine.connect() as conn:
+            assert ledger.get_transfer(conn, "kept") is None
+            assert ledger.check(conn).balanced
+    finally:
+        engine.dispose()

@@ -39,6 +39,7 @@ class Raw:
         self.pg = conn.dialect.name == "postgresql"
         dbapi = conn.connection.driver_connection
         assert dbapi is not None
+        self.dbapi: Any = dbapi
         self.cur = dbapi.cursor()
 
     @classmethod
@@ -48,6 +49,28 @@ class Raw:
         if raw is None:
             raw = conn.info[_CURSOR_KEY] = cls(conn)
         return raw
+
+    # -- one request's savepoint inside the batch transaction --------------------------------
+
+    def savepoint(self) -> None:
+        """Mark the start of one request's changes inside the current transaction.
+
+        On SQLite the transaction is opened first: Python's sqlite3 driver starts one only
+        before the first write, so a leading SAVEPOINT would itself become the transaction
+        and releasing it would commit — mid-batch, before the durable commit point."""
+        if not self.pg and not self.dbapi.in_transaction:
+            self.cur.execute("BEGIN")
+        self.cur.execute("SAVEPOINT smartpos_request")
+
+    def release(self) -> None:
+        """Keep the request's changes (they commit with the batch)."""
+        self.cur.execute("RELEASE SAVEPOINT smartpos_request")
+
+    def rollback_to_savepoint(self) -> None:
+        """Undo everything the request changed since :meth:`savepoint`; the rest of the
+        batch is untouched."""
+        self.cur.execute("ROLLBACK TO SAVEPOINT smartpos_request")
+        self.cur.execute("RELEASE SAVEPOINT smartpos_request")
 
     def run(self, q: Query, params: tuple[Any, ...]) -> None:
         self.cur.execute(q.pg_sql if self.pg else q.sql, params)

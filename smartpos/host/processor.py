@@ -8,6 +8,7 @@ authorize → persist. Decode, terminal and MAC checks run before, in the server
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -45,6 +46,8 @@ FORCED_CODES = {"05", "12", "13", "51", "61", "91", "96"}
 FORCED_NO_ANSWER_CENTS = 98
 
 # Fields whose value makes two requests "the same request" for de-duplication.
+log = logging.getLogger("smartpos.host")
+
 _FINGERPRINT_FIELDS = ("2", "3", "4", "11", "13", "35", "37", "41", "42", "49", "60", "61")
 
 # The purchase path's statements: fixed SQL on the driver's cursor (see smartpos.db.raw).
@@ -151,24 +154,46 @@ class Processor:
             return
         if not ctx.fingerprint:
             ctx.fingerprint = fingerprint(self.tokenizer, ctx.fields)
+        # Each request's changes sit behind a savepoint in the batch transaction: a request
+        # that fails half-way is undone on its own, whatever it had written, and the others
+        # in the batch keep theirs.
+        raw = Raw.of(conn)
+        raw.savepoint()
+        try:
+            self._decide(conn, ctx)
+        except MessageError as exc:
+            # A malformed request: answered (30 format error), nothing of it kept or recorded.
+            raw.rollback_to_savepoint()
+            self._answer_only(ctx, exc.response_code)
+            return
+        except Exception:
+            log.exception("request failed; answered 96, nothing of it kept")
+            raw.rollback_to_savepoint()  # if even this fails, the whole batch rolls back
+            self._answer_only(ctx, "96")
+            return
+        raw.release()
+
+    def _decide(self, conn: Connection, ctx: Context) -> None:
         try:
             if self._replay(conn, ctx):
                 return
             handler = _HANDLERS[ctx.kind]
             handler(self, conn, ctx)
         except Decline as d:
+            # A decline keeps what was written before it (a wrong PIN's try counter).
             ctx.response_code = d.response_code
             if ctx.status == "approved":
                 ctx.status = "declined"
-        except MessageError as exc:
-            # A malformed request is answered (30 format error) and not recorded: every
-            # handler validates its fields before it touches the ledger, so nothing moved.
-            ctx.response_code = exc.response_code
-            ctx.status = "declined"
-            self._respond(ctx)
-            return
         self._respond(ctx)
         self._persist(conn, ctx)
+
+    def _answer_only(self, ctx: Context, response_code: str) -> None:
+        ctx.response = {}
+        ctx.response_code = response_code
+        ctx.status = "declined"
+        ctx.transfer_id = None
+        ctx.silent = False
+        self._respond(ctx)
 
     # -- de-duplicate ----------------------------------------------------------------------
 

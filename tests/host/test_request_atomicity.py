@@ -1,0 +1,90 @@
+"""One request is all or nothing, even inside a batch: a request that fails after it has
+already written to the ledger leaves no trace, and the requests batched with it keep their
+answers and postings."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from smartpos.bench.host import SimTerminal, prepare_host
+from smartpos.config import Settings
+from smartpos.host import ledger
+from smartpos.host.ledger import check
+from smartpos.host.pipeline import HostService
+from smartpos.host.sandbox import open_host
+from smartpos.host.tables import requests, transfers
+from smartpos.protocol import codec
+from smartpos.protocol.codec import MessageError
+from smartpos.protocol.framing import Frame, decode_body, encode_frame
+from smartpos.protocol.profiles import get_profile
+
+PROFILE = get_profile("sandbox")
+POISON_MINOR = 777
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected_code"),
+    [(RuntimeError("disk on fire"), "96"), (MessageError("late format check", "4"), "30")],
+)
+def test_a_request_failing_after_its_hold_is_undone_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception, expected_code: str
+) -> None:
+    home = tmp_path / "home"
+    setups = prepare_host(home, 3)
+    real_hold = ledger.hold
+
+    def hold_then_fail(conn: Any, transfer_id: str, *args: Any, **kw: Any) -> Any:
+        done = real_hold(conn, transfer_id, *args, **kw)
+        if args[2] == POISON_MINOR:  # (debit, credit, amount, code)
+            raise failure
+        return done
+
+    monkeypatch.setattr(ledger, "hold", hold_then_fail)
+
+    async def go() -> None:
+        rt = open_host(Settings(home=home), durable=False)
+        service = HostService(rt.engine, rt.processor(), rt.hsm, PROFILE)
+        service.start()
+        sims = [
+            SimTerminal(s.tid, s.mid, s.pan, s.tmk, PROFILE, amount, False)
+            for s, amount in zip(setups, (100, POISON_MINOR, 300), strict=True)
+        ]
+
+        async def through(sim: SimTerminal, message: bytes) -> bytes:
+            frame = encode_frame(Frame(sim._tpdu, PROFILE.app_header, message))
+            answer = await service.handle(frame[2:])
+            assert answer is not None
+            return decode_body(answer[2:], PROFILE.header_len).message
+
+        for sim in sims:
+            sim._exchange = lambda m, sim=sim: through(sim, m)  # type: ignore[method-assign]
+            await sim.sign_on()
+        built = [sim.build_purchase() for sim in sims]
+        batches = service.stats.batches
+        answers = await asyncio.gather(
+            *(through(sim, msg) for sim, (_, msg) in zip(sims, built, strict=True))
+        )
+        assert service.stats.batches == batches + 1  # all three decided in one transaction
+        codes = [codec.decode(a)["39"] for a in answers]
+        assert codes == ["00", expected_code, "00"]
+        await service.stop()
+
+        with rt.engine.connect() as conn:
+            report = check(conn)
+            holds = conn.execute(
+                select(transfers.c.amount_minor).where(transfers.c.code == "purchase")
+            ).scalars()
+            recorded = conn.execute(
+                select(func.count()).select_from(requests).where(requests.c.kind == "purchase")
+            ).scalar_one()
+            assert report.balanced, report.problems
+            assert sorted(holds) == [100, 300]  # the failed request's hold is gone
+            assert recorded == 2
+        rt.engine.dispose()
+
+    asyncio.run(go())
