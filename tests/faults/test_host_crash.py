@@ -47,8 +47,11 @@ def _free_port() -> int:
 
 
 class HostProcess:
-    def __init__(self, home: Path, port: int) -> None:
-        self.home, self.port = home, port
+    """``smartpos host serve`` in its own session; ``kill`` SIGKILLs the whole session at
+    once — the writer and, with ``workers``, its front-end processes: a machine crash."""
+
+    def __init__(self, home: Path, port: int, workers: int = 0) -> None:
+        self.home, self.port, self.workers = home, port, workers
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = open(home / "host-process.log", "ab")  # noqa: SIM115
 
@@ -65,12 +68,15 @@ class HostProcess:
                 "--no-tls",
                 "--port",
                 str(self.port),
+                "--workers",
+                str(self.workers),
             ],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "host process exited at start"
             with (
@@ -79,23 +85,40 @@ class HostProcess:
             ):
                 return
             time.sleep(0.05)
-        raise AssertionError("host process did not listen in 20 s")
+        raise AssertionError("host process did not listen in 30 s")
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+            self._wait_port_free()
         self.proc = None
+
+    def _wait_port_free(self) -> None:
+        # Front-ends die with the session; wait until none still holds the listening socket.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                # SO_REUSEADDR, as the host sets it: connections in TIME_WAIT do not count,
+                # only a socket still listening.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", self.port))
+                    return
+                except OSError:
+                    time.sleep(0.02)
 
     def close(self) -> None:
         self.kill()
         self.log.close()
 
 
-def test_host_sigkilled_mid_transaction(tmp_path: Path) -> None:
-    seed = BASE_SEED
+@pytest.mark.parametrize("workers", [0, 2], ids=["one-process", "writer+2-front-ends"])
+def test_host_sigkilled_mid_transaction(tmp_path: Path, workers: int) -> None:
+    seed = BASE_SEED + workers
     rng = random.Random(seed)
-    print(f"fault seed={seed} crash cycles={CYCLES}")
+    print(f"fault seed={seed} crash cycles={CYCLES} workers={workers}")
     settings = Settings(home=tmp_path)
     rt = open_host(settings, durable=True)
     seed_test_cards(rt)
@@ -125,7 +148,7 @@ def test_host_sigkilled_mid_transaction(tmp_path: Path) -> None:
         host_fingerprint=None,
         profile="sandbox",
     )
-    host = HostProcess(tmp_path, port)
+    host = HostProcess(tmp_path, port, workers)
     history: list[str] = []
 
     def terminal() -> Terminal:
