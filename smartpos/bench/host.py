@@ -112,6 +112,14 @@ class PhaseResult:
     latencies: list[float] = field(default_factory=list)  # seconds, measured requests only
     error_samples: list[str] = field(default_factory=list)
     host_stats: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # measured window only
+
+    def cpu_ms_per_approved(self) -> dict[str, float]:
+        if not self.approved or not self.cpu_seconds:
+            return {}
+        out = {k: round(v / self.approved * 1000, 3) for k, v in self.cpu_seconds.items()}
+        out["total"] = round(sum(self.cpu_seconds.values()) / self.approved * 1000, 3)
+        return out
 
     @property
     def tps(self) -> float:
@@ -170,6 +178,7 @@ class BenchResult:
                 k: self.host.host_stats.get(k)
                 for k in ("decided", "decide_seconds", "commit_seconds")
             },
+            "cpu_ms_per_approved": self.host.cpu_ms_per_approved(),
             "ledger_balanced": self.ledger_balanced,
             "ledger_problems": self.ledger_problems,
         }
@@ -537,6 +546,40 @@ class SimTerminal:
         return self.check_answer(stan, await self._exchange(message))
 
 
+def _proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (Linux /proc), None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(c) for t in tasks for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def cpu_probe(server_pid: int, workers: int) -> Callable[[], dict[str, float]]:
+    """CPU seconds so far of each part of a run: the generator (this process), the host
+    (or, with front-end processes, its writer and the front-ends together)."""
+
+    def probe() -> dict[str, float]:
+        out = {"generator": time.process_time()}
+        server = _proc_cpu_seconds(server_pid)
+        if server is not None:
+            out["writer" if workers else "host"] = server
+        if workers:
+            fronts = [_proc_cpu_seconds(c) for c in _children(server_pid)]
+            out["front-ends"] = sum(f for f in fronts if f is not None)
+        return out
+
+    return probe
+
+
 class _Clock:
     def __init__(self, warmup: float, seconds: float) -> None:
         self.start = time.perf_counter()
@@ -545,7 +588,11 @@ class _Clock:
 
 
 async def _drive(
-    terminals: list[SimTerminal], result: PhaseResult, cfg: BenchConfig, progress: ProgressFn | None
+    terminals: list[SimTerminal],
+    result: PhaseResult,
+    cfg: BenchConfig,
+    progress: ProgressFn | None,
+    probe: Callable[[], dict[str, float]] | None = None,
 ) -> None:
     clock = _Clock(cfg.warmup, cfg.seconds)
     counts = {"approved": 0}
@@ -618,11 +665,22 @@ async def _drive(
                 )
             last, last_n = t, n
 
+    async def measure_cpu() -> None:
+        if probe is None:
+            return
+        await asyncio.sleep(max(0.0, clock.measure_from - time.perf_counter()))
+        start = probe()
+        await asyncio.sleep(max(0.0, clock.measure_to - time.perf_counter()))
+        end = probe()
+        result.cpu_seconds = {k: round(end[k] - start[k], 3) for k in start if k in end}
+
     reporter = asyncio.create_task(report())
+    cpu = asyncio.create_task(measure_cpu())
     if cfg.rate:
         await asyncio.gather(*(opened(t, i) for i, t in enumerate(terminals)))
     else:
         await asyncio.gather(*(closed(t) for t in terminals))
+    await cpu
     reporter.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await reporter
@@ -630,14 +688,19 @@ async def _drive(
 
 
 async def _run_phase(
-    name: str, port: int, sims: list[SimTerminal], cfg: BenchConfig, progress: ProgressFn | None
+    name: str,
+    port: int,
+    sims: list[SimTerminal],
+    cfg: BenchConfig,
+    progress: ProgressFn | None,
+    probe: Callable[[], dict[str, float]] | None = None,
 ) -> PhaseResult:
     result = PhaseResult(name)
     await asyncio.gather(*(s.connect("127.0.0.1", port, cfg.tls) for s in sims))
     if name == "host":
         await asyncio.gather(*(s.sign_on() for s in sims))
     try:
-        await _drive(sims, result, cfg, progress)
+        await _drive(sims, result, cfg, progress, probe)
     finally:
         await asyncio.gather(*(s.close() for s in sims))
     return result
@@ -667,7 +730,9 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
                 SimTerminal(s.tid, s.mid, s.pan, s.tmk, profile, cfg.amount_minor, False)
                 for s in setups
             ]
-            host_result = run(_run_phase("host", port, sims, cfg, progress))
+            assert host_proc.proc is not None
+            probe = cpu_probe(host_proc.proc.pid, cfg.workers)
+            host_result = run(_run_phase("host", port, sims, cfg, progress, probe))
         finally:
             stats = host_proc.stop()
         if stats.get("batches"):

@@ -43,6 +43,10 @@ def test_bench_host_with_front_end_processes(tmp_path: Path) -> None:
     data = result.to_dict()
     assert result.host.approved > 0 and result.host.errors == 0, data
     assert data["host_workers"] == 2
+    # CPU per purchase of each part of the run, from /proc: all three parts did work.
+    cpu = data["cpu_ms_per_approved"]
+    assert cpu["generator"] > 0 and cpu["writer"] > 0 and cpu["front-ends"] > 0, cpu
+    assert abs(cpu["total"] - cpu["generator"] - cpu["writer"] - cpu["front-ends"]) < 0.01
     # Every purchase the terminals saw approved was decided by the writer, and balanced.
     assert data["host_writer"]["decided"] >= result.host.approved
     assert result.ledger_balanced, data
