@@ -382,6 +382,8 @@ class Terminal:
         rc = resp.get("39", "")
         base.response_code, base.message = rc, describe(rc).en
         base.result = "approved" if rc == "00" else "declined"
+        if rc == REVERSAL_MAC_ERROR:
+            await self._sign_on_again(base)
         if rc == "00" and "54" in resp:
             base.balance_minor = parse_f54(resp["54"])
         return base
@@ -509,7 +511,20 @@ class Terminal:
             self._finish(jid, "declined", rc, result.message, disarm=True, rrn=result.rrn)
             if rc == "77":
                 await self._catch_up_settled_batch(result)
+            elif rc == REVERSAL_MAC_ERROR:
+                await self._sign_on_again(result)
         return result
+
+    async def _sign_on_again(self, result: TxnResult) -> None:
+        """A0: the host no longer accepts our MAC key (it was rotated, or the host lost it).
+        Nothing was done, so sign on now — the next transaction uses the new keys. The
+        declined one is not retried: its PIN block is under the old PIN key, and only the
+        cardholder can enter the PIN again."""
+        signed = await self.sign_on()
+        if signed.result == "approved":
+            result.message += "; signed on again with new keys: try the transaction again"
+        else:
+            result.message += f"; signing on again failed ({signed.message}): sign on"
 
     async def _catch_up_settled_batch(self, result: TxnResult) -> None:
         """77: the host already closed this batch (its settlement answer never reached us).

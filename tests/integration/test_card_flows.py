@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from smartpos.host.ledger import available, check
-from smartpos.host.tables import cards
+from smartpos.host.tables import cards, terminals
 from smartpos.host.testcards import CATALOGUE, TestCard, by_label_prefix
 from smartpos.terminal.engine import CardInput, Terminal, TerminalError
 from tests.sandbox import Sandbox, running_sandbox
@@ -373,6 +373,37 @@ def test_upload_of_an_approval_the_host_never_gave_is_reported(tmp_path: Path) -
             assert_ledger_balanced(sb)
             again = await t.sale(100, CardInput.parse(GOOD.pan), PIN)
             assert again.result == "approved" and again.batch_no == "000002"
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_after_a0_the_terminal_signs_on_again_by_itself(tmp_path: Path) -> None:
+    """The host rotated the terminal's keys behind its back (as after a sign-on from a
+    replaced terminal): the next sale is answered A0 with nothing charged, the terminal signs
+    on again by itself, and the sale after that is approved."""
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            row = sb.service.terminals[t.tid]
+            tpk, tak, _ = sb.host.hsm.new_working_keys(t.tid, row.sealed_tmk)
+            with sb.host.engine.begin() as conn:
+                conn.execute(
+                    terminals.update()
+                    .where(terminals.c.tid == t.tid)
+                    .values(sealed_tpk=tpk, sealed_tak=tak)
+                )
+            sb.service.reload_terminals()
+            before = balance_of(sb, GOOD)
+            refused = await t.sale(1234, CardInput.parse(GOOD.pan), PIN)
+            assert (refused.result, refused.response_code) == ("declined", "A0"), refused
+            assert "signed on again" in refused.message
+            assert balance_of(sb, GOOD) == before  # nothing charged
+            assert await t.flush_reversals() == 0  # and nothing to reverse
+            again = await t.sale(1234, CardInput.parse(GOOD.pan), PIN)
+            assert again.result == "approved", again
+            assert balance_of(sb, GOOD) == before - 1234
+            assert_ledger_balanced(sb)
             await t.link.close()
 
     asyncio.run(go())
