@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from smartpos.bench.host import SimTerminal, prepare_host
+from smartpos.bench.host import BenchTerminal, SimTerminal, prepare_host
 from smartpos.config import Settings
 from smartpos.host.cluster import Cluster, RemoteWriter, WriterHub
 from smartpos.host.ledger import check
@@ -97,6 +97,17 @@ def test_front_ends_share_one_writer_keys_and_replays(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
+async def _signed_on(cluster: Cluster, setups: list[BenchTerminal]) -> list[SimTerminal]:
+    """A simulated terminal per set-up, each signed on through the cluster (no TLS)."""
+    prof = replace(PROFILE, tls=False)
+    sims = [SimTerminal(s.tid, s.mid, s.pan, s.tmk, prof, 100, False) for s in setups]
+    for sim in sims:
+        await sim.connect("127.0.0.1", cluster.port, False)
+        await sim.sign_on()
+        await sim.close()
+    return sims
+
+
 async def _purchases(port: int, sims: list[SimTerminal], count: int) -> list[str]:
     codes = []
     for _ in range(count):
@@ -112,17 +123,12 @@ async def _purchases(port: int, sims: list[SimTerminal], count: int) -> list[str
 def test_a_killed_front_end_is_replaced_and_money_adds_up(tmp_path: Path) -> None:
     home = tmp_path / "home"
     setups = prepare_host(home, 3)
-    prof = replace(PROFILE, tls=False)
 
     async def go() -> None:
         cluster = Cluster(Settings(home=home), workers=2, tls=False, profile="sandbox")
         await cluster.start("127.0.0.1", 0)
         try:
-            sims = [SimTerminal(s.tid, s.mid, s.pan, s.tmk, prof, 100, False) for s in setups]
-            for sim in sims:
-                await sim.connect("127.0.0.1", cluster.port, False)
-                await sim.sign_on()
-                await sim.close()
+            sims = await _signed_on(cluster, setups)
             assert set(await _purchases(cluster.port, sims, 4)) == {"00"}
             before = cluster.frontend_pids
             assert len(before) == 2
@@ -228,7 +234,6 @@ def test_a_front_end_that_cannot_start_fails_the_start_fast(tmp_path: Path) -> N
 @pytest.mark.postgres
 def test_front_ends_and_writer_on_postgres(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    prof = replace(PROFILE, tls=False)
     with fresh_database() as url:
         settings = Settings(home=home, host_db_url=url)
         setups = prepare_host(home, 3, host_db_url=url)
@@ -238,11 +243,7 @@ def test_front_ends_and_writer_on_postgres(tmp_path: Path) -> None:
             await cluster.start("127.0.0.1", 0)
             try:
                 assert cluster.rt.engine.dialect.name == "postgresql"
-                sims = [SimTerminal(s.tid, s.mid, s.pan, s.tmk, prof, 100, False) for s in setups]
-                for sim in sims:
-                    await sim.connect("127.0.0.1", cluster.port, False)
-                    await sim.sign_on()
-                    await sim.close()
+                sims = await _signed_on(cluster, setups)
                 assert set(await _purchases(cluster.port, sims, 5)) == {"00"}
             finally:
                 await cluster.close()
