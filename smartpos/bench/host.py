@@ -797,6 +797,8 @@ def render_table(result: BenchResult) -> Any:
     table.add_row(
         "mean writer batch", str(d.get("host_mean_batch")), *([""] if b is not None else [])
     )
+    for part, ms in d.get("cpu_ms_per_approved", {}).items():
+        table.add_row(f"CPU ms / purchase: {part}", f"{ms:.3f}", *([""] if b is not None else []))
     table.add_row(
         "ledger",
         "balanced" if result.ledger_balanced else "NOT BALANCED",
