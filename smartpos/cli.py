@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from smartpos.config import Settings, load_settings
+from smartpos.logs import setup_logging
 
 app = typer.Typer(no_args_is_help=True, help="smartpos — smart POS terminal and acquirer sandbox")
 host_app = typer.Typer(no_args_is_help=True, help="The acquirer sandbox host.")
@@ -26,6 +27,15 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks.")
 app.add_typer(host_app, name="host")
 app.add_typer(terminal_app, name="terminal")
 app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def _main() -> None:
+    """smartpos — smart POS terminal and acquirer sandbox"""
+    # Every command logs through the PAN-scrubbing handler (smartpos.logs), warnings and up
+    # unless the command asks for more.
+    setup_logging(logging.WARNING)
+
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -133,7 +143,7 @@ def host_serve(
 ) -> None:
     """Run the acquirer sandbox host (ISO 8583 over TLS)."""
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging(logging.INFO)
 
     async def ready(p: int) -> None:
         console.print(
@@ -460,7 +470,6 @@ def demo(
     from smartpos.terminal.setup import open_terminal, open_terminal_db, provision
 
     settings = load_settings()
-    logging.basicConfig(level=logging.WARNING)
     port = port or settings.host_port
     out = _host_setup(settings, DEMO_TID, DEMO_MID, DEMO_MERCHANT)
     prov = out["provisioned"]

@@ -278,7 +278,9 @@ def _writer_stats(s: Any) -> dict[str, Any]:
 
 
 def _host_process(home: str, tls: bool, profile: str, workers: int) -> None:
-    logging.basicConfig(level=logging.WARNING)
+    from smartpos.logs import setup_logging
+
+    setup_logging(logging.WARNING)
 
     async def single() -> dict[str, Any]:
         from smartpos.host.pipeline import HostService

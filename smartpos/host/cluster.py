@@ -55,6 +55,7 @@ from smartpos.host.pipeline import (
     load_terminal,
     load_terminals,
 )
+from smartpos.logs import setup_logging
 from smartpos.protocol.messages import TxnType
 from smartpos.protocol.profiles import get_profile
 
@@ -447,7 +448,7 @@ async def serve_cluster(
 
 def _main(argv: list[str]) -> None:
     fd, sock_path, tls, profile = argv
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    setup_logging(logging.WARNING)
     try:
         import uvloop
 
