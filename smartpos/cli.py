@@ -153,8 +153,13 @@ def host_serve(
             + ")"
         )
 
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(_serve(settings, port or settings.host_port, tls, profile, ready, workers))
+    from smartpos.db.lock import AlreadyLocked
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            _run(_serve(settings, port or settings.host_port, tls, profile, ready, workers))
+    except AlreadyLocked as exc:
+        _fail(f"{exc}: is another host (or the demo) running on this data directory?", False)
 
 
 @host_app.command("init")
@@ -512,10 +517,14 @@ def demo(
             console.print(f"  {line}")
         console.print("\nPress Ctrl-C to stop the host.")
 
+    from smartpos.db.lock import AlreadyLocked
+
     try:
         _run(_serve(settings, port, True, "sandbox", ready))
     except KeyboardInterrupt:
         console.print("host stopped")
+    except AlreadyLocked as exc:
+        _fail(f"{exc}: is another host (or the demo) running on this data directory?", False)
     except OSError as exc:
         _fail(
             f"cannot start the host on port {port}: {exc} (another demo running? use --port)", False

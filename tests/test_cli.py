@@ -204,3 +204,11 @@ def test_cli_end_to_end(home: Path, host: int) -> None:
             data = path.read_bytes()
             for secret in (GOOD.pan, GOOD.track2.split("=")[1], poor.pan):
                 assert secret.encode() not in data, (path, secret)
+
+
+def test_a_second_host_on_the_same_data_is_refused(home: Path, host: int) -> None:
+    second = cli(home, "host", "serve", "--port", str(_free_port()), "--no-tls", ok=False)
+    assert second.returncode == 1
+    assert "another process already holds the host-writer lock" in second.stderr
+    # The first host is unaffected.
+    assert js(cli(home, "terminal", "signon", "--json"))["result"] == "approved"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,9 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from smartpos.db.engine import make_engine
+from smartpos.db.lock import AlreadyLocked
 from smartpos.db.migrate import upgrade
 from smartpos.db.raw import Query, Raw
 from smartpos.host import ledger
+from smartpos.host.pipeline import BatchWriter
 from smartpos.host.tables import transfers
 from tests.pg import fresh_database
 
@@ -85,5 +88,27 @@ def test_request_savepoints_stay_inside_the_batch_transaction(url: str) -> None:
         with engine.connect() as conn:
             assert ledger.get_transfer(conn, "kept") is None
             assert ledger.check(conn).balanced
+    finally:
+        engine.dispose()
+
+
+def test_one_writer_per_database(url: str) -> None:
+    """A second writer on the same database is refused at start, not left to hand out the
+    same RRNs; once the first stops, another may start."""
+    engine = make_engine(url)
+    upgrade(engine, "host")
+
+    async def go() -> None:
+        first = BatchWriter(engine, processor=None)  # type: ignore[arg-type]
+        second = BatchWriter(engine, processor=None)  # type: ignore[arg-type]
+        first.start()
+        with pytest.raises(AlreadyLocked, match="host-writer"):
+            second.start()
+        await first.stop()
+        second.start()
+        await second.stop()
+
+    try:
+        asyncio.run(go())
     finally:
         engine.dispose()

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, select
 
+from smartpos.db.lock import ProcessLock
 from smartpos.host.context import Context, TerminalKeys
 from smartpos.host.processor import Processor
 from smartpos.host.tables import terminals
@@ -34,6 +35,7 @@ log = logging.getLogger("smartpos.host")
 # Messages without a working-key MAC: echo carries none; a sign-on is MACed under a key
 # derived from the TMK (the working keys are what it asks for).
 UNMACED = (TxnType.SIGN_ON, TxnType.ECHO)
+WRITER_LOCK = "host-writer"
 _REQUEST_MTIS = {"0200", "0220", "0221", "0320", "0400", "0401", "0500", "0800", "0820"}
 
 
@@ -93,9 +95,13 @@ class BatchWriter:
         self.stats = stats or HostStats()
         self._queue: asyncio.Queue[tuple[Context, Done]] = asyncio.Queue(maxsize=max_batch * 16)
         self._task: asyncio.Task[None] | None = None
+        self._lock: ProcessLock | None = None
 
     def start(self) -> None:
+        """Start writing. Raises :class:`AlreadyLocked` if another process already writes
+        to this database (ids, RRNs and decisions must come from one writer)."""
         if self._task is None:
+            self._lock = ProcessLock(self.engine, WRITER_LOCK).acquire()
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -104,6 +110,9 @@ class BatchWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     async def submit(self, ctx: Context, done: Done) -> None:
         """Queue ``ctx``; ``done(ctx, None)`` runs after its batch committed, ``done(ctx,
