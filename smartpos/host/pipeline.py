@@ -36,6 +36,7 @@ log = logging.getLogger("smartpos.host")
 # derived from the TMK (the working keys are what it asks for).
 UNMACED = (TxnType.SIGN_ON, TxnType.ECHO)
 WRITER_LOCK = "host-writer"
+KEY_RELOAD_INTERVAL_S = 1.0
 _REQUEST_MTIS = {"0200", "0220", "0221", "0320", "0400", "0401", "0500", "0800", "0820"}
 
 
@@ -224,6 +225,7 @@ class HostService:
         self.stats = HostStats()
         with engine.connect() as conn:
             self.terminals = load_terminals(conn)
+        self._key_reloads: dict[str, float] = {}
         self.writer: Writer = writer or BatchWriter(
             engine, processor, max_batch=max_batch, after_commit=after_commit, stats=self.stats
         )
@@ -312,7 +314,18 @@ class HostService:
         ):
             return True
         # The terminal may have signed on through another front-end process since this one
-        # cached its keys: check once more against the keys in the database.
+        # cached its keys: check once more against the keys in the database. Only a
+        # front-end needs this (in one process the keys are always current), and at most
+        # once a second per terminal, so bad MACs cannot make every request a database read.
+        if isinstance(self.writer, BatchWriter):
+            return False
+        now = time.monotonic()
+        if (
+            now - self._key_reloads.get(terminal.tid, -KEY_RELOAD_INTERVAL_S)
+            < KEY_RELOAD_INTERVAL_S
+        ):
+            return False
+        self._key_reloads[terminal.tid] = now
         fresh = self._reload_terminal(terminal.tid)
         if fresh is None or fresh.sealed_tak in (None, terminal.sealed_tak):
             return False

@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from smartpos.bench.host import BenchTerminal, SimTerminal, prepare_host
 from smartpos.config import Settings
+from smartpos.host import pipeline
 from smartpos.host.cluster import Cluster, RemoteWriter, WriterHub
 from smartpos.host.ledger import check
 from smartpos.host.pipeline import BatchWriter, HostService
@@ -258,3 +259,47 @@ def test_front_ends_and_writer_on_postgres(tmp_path: Path) -> None:
         rt.engine.dispose()
     assert report.balanced, report.problems
     assert holds == 15
+
+
+def test_bad_macs_cost_at_most_one_key_reload_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-reading keys on a MAC failure is for front-ends only, and rate-limited: a stream
+    of forged MACs must not turn every request into a database read."""
+    home = tmp_path / "home"
+    (setup,) = prepare_host(home, 1)
+    reads: list[str] = []
+    real = pipeline.load_terminal
+
+    def counting(engine: object, tid: str) -> object:
+        reads.append(tid)
+        return real(engine, tid)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "load_terminal", counting)
+
+    async def go() -> None:
+        rt = open_host(Settings(home=home), durable=False)
+        writer = BatchWriter(rt.engine, rt.processor())
+        writer.start()
+        path = tmp_path / "writer.sock"
+        server = await asyncio.start_unix_server(WriterHub(writer).serve_link, path=str(path))
+        remote = RemoteWriter(path)
+        await remote.connect()
+        front = HostService(rt.engine, rt.processor(), rt.hsm, PROFILE, writer=remote)
+        single = HostService(rt.engine, rt.processor(), rt.hsm, PROFILE)  # its own writer
+        sim = SimTerminal(setup.tid, setup.mid, setup.pan, setup.tmk, PROFILE, 100, False)
+        sim._exchange = lambda m: _via(front, sim, m)  # type: ignore[method-assign]
+        await sim.sign_on()
+        sim.tak = bytes(16)  # from now on every MAC is wrong
+        for service, expected_reads in ((single, 0), (front, 1)):
+            reads.clear()
+            for _ in range(5):
+                _, forged = sim.build_purchase()
+                assert codec.decode(await _via(service, sim, forged))["39"] == "A0"
+            assert len(reads) == expected_reads
+        await remote.stop()
+        server.close()
+        await writer.stop()
+        rt.engine.dispose()
+
+    asyncio.run(go())
