@@ -90,6 +90,18 @@ class Limits:
     currency_numeric: str = "156"
 
 
+_TRACE_MODULUS = 999_999  # traces run 000001..999999, then start again at 000001
+
+
+def _trace_after(stan: str, last: str) -> bool:
+    """True if trace ``stan`` comes after ``last`` in the terminal's counter, allowing for
+    the wrap from 999999 to 000001 (at most half the cycle ahead counts as after)."""
+    if not (stan.isdigit() and last.isdigit()):
+        return False
+    ahead = (int(stan) - int(last)) % _TRACE_MODULUS
+    return 0 < ahead < _TRACE_MODULUS // 2
+
+
 def fingerprint(tokenizer: PanTokenizer, fields: Fields) -> str:
     """What makes a request "the same request again" (a retry), as a keyed digest: the
     fields it covers include the PAN, so a plain hash would let anyone holding the database
@@ -694,13 +706,32 @@ class Processor:
     # -- sign-on ---------------------------------------------------------------------------
 
     def _sign_on(self, conn: Connection, ctx: Context) -> None:
-        sealed_tpk, sealed_tak, f62 = self.hsm.new_working_keys(
-            ctx.terminal.tid, ctx.terminal.sealed_tmk
-        )
+        """New working keys for the terminal — unless this sign-on is not newer than the last
+        one accepted: the same trace again (a resend) gets the current keys once more, an
+        older trace is a replayed capture and is refused (94), so nobody can make the host
+        rotate a terminal's keys by replaying its old sign-ons."""
+        tid = ctx.terminal.tid
+        stan = ctx.fields.get("11", "")
+        row = conn.execute(select(terminals).where(terminals.c.tid == tid)).one()
+        last = row.signon_stan
+        if last is not None and stan == last and row.sealed_tpk and row.sealed_tak:
+            f62 = self.hsm.rewrap_working_keys(tid, row.sealed_tmk, row.sealed_tpk, row.sealed_tak)
+            ctx.response["62"] = f62.hex().upper()
+            ctx.response_code = "00"
+            return
+        if last is not None and not _trace_after(stan, last):
+            ctx.response_code = "94"
+            return
+        sealed_tpk, sealed_tak, f62 = self.hsm.new_working_keys(tid, ctx.terminal.sealed_tmk)
         conn.execute(
             update(terminals)
-            .where(terminals.c.tid == ctx.terminal.tid)
-            .values(sealed_tpk=sealed_tpk, sealed_tak=sealed_tak, signed_on_at=datetime.now(UTC))
+            .where(terminals.c.tid == tid)
+            .values(
+                sealed_tpk=sealed_tpk,
+                sealed_tak=sealed_tak,
+                signed_on_at=datetime.now(UTC),
+                signon_stan=stan,
+            )
         )
         ctx.new_keys = (sealed_tpk, sealed_tak)
         ctx.response["62"] = f62.hex().upper()

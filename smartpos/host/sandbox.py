@@ -137,6 +137,7 @@ def provision_terminal(rt: HostRuntime, tid: str, mid: str) -> Provisioned:
             "sealed_tpk": None,
             "sealed_tak": None,
             "signed_on_at": None,
+            "signon_stan": None,  # a new TMK: sign-ons under the old one cannot verify anyway
         }
         if exists:
             conn.execute(terminals.update().where(terminals.c.tid == tid).values(**values))

@@ -77,6 +77,8 @@ terminals = Table(
     Column("sealed_tpk", LargeBinary),
     Column("sealed_tak", LargeBinary),
     Column("signed_on_at", DateTime(timezone=True)),
+    # Trace number (11) of the last sign-on accepted: an older one is a replay.
+    Column("signon_stan", String(6)),
 )
 
 # Issuer card records: only a keyed token and the masked PAN, never the PAN itself.

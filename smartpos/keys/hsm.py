@@ -121,6 +121,18 @@ class SoftHsm:
             pack_f62(tmk, keys),
         )
 
+    def rewrap_working_keys(
+        self, tid: str, sealed_tmk: bytes, sealed_tpk: bytes, sealed_tak: bytes
+    ) -> bytes:
+        """Field 62 for the terminal's *current* TPK and TAK under its TMK (the answer to a
+        repeated sign-on: the same keys again, no rotation)."""
+        tmk = self._unseal(_aad("tmk", tid), bytes(sealed_tmk))
+        keys = WorkingKeys(
+            tpk=self._unseal(_aad("tpk", tid), bytes(sealed_tpk)),
+            tak=self._unseal(_aad("tak", tid), bytes(sealed_tak)),
+        )
+        return pack_f62(tmk, keys)
+
     def generate_mac(
         self, tid: str, sealed_tak: bytes, algorithm: MacAlgorithm, data: bytes
     ) -> bytes:

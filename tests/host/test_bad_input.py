@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from smartpos.host.ledger import check
+from smartpos.host.processor import _trace_after
 from smartpos.host.tables import terminals, transfers
 from smartpos.host.testcards import CATALOGUE
 from smartpos.keys.keys import generate_key, signon_mac_key
@@ -182,3 +183,58 @@ def test_sign_on_needs_proof_of_the_tmk(tmp_path: Path) -> None:
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_replayed_sign_ons_cannot_rotate_keys(tmp_path: Path) -> None:
+    """A captured sign-on sent again: the latest one gets the current keys once more (a
+    resend), an older one is refused (94); neither rotates the keys."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            key = signon_mac_key(t._tmk)
+            alg = sb.profile.mac_algorithm
+
+            def sign_on(stan: str) -> bytes:
+                req = {
+                    "t": "0800",
+                    "11": stan,
+                    "12": "101010",
+                    "13": "1123",
+                    "41": t.tid,
+                    "42": t.mid,
+                    "60": F60(TYPE_NETWORK, "000001", NET_SIGN_ON).encode(),
+                    "63": "01 ",
+                }
+                return frame(sb, codec.encode(req, mac=lambda d: compute_mac(alg, key, d)))
+
+            async def send(wire: bytes) -> dict[str, str]:
+                resp = await send_raw(sb, wire)
+                assert resp is not None
+                return codec.decode(resp)
+
+            old, new = sign_on("000010"), sign_on("000011")
+            assert (await send(old))["39"] == "00"
+            latest = await send(new)
+            assert latest["39"] == "00"
+            keys = sb.service.terminals[t.tid]
+            assert (await send(old))["39"] == "94"  # an older capture: refused
+            again = await send(new)  # the latest again: same keys, no rotation
+            assert again["39"] == "00" and again["62"] == latest["62"]
+            assert sb.service.terminals[t.tid] == keys
+            # Across the trace counter's wrap, 000001 comes after 999999.
+            assert (await send(sign_on("999999")))["39"] == "94"  # half a cycle behind
+            # Provisioning again (a new TMK) forgets the old sign-ons.
+            t2 = sb.terminal(profile=sb.profile)
+            assert (await t2.sign_on()).result == "approved"
+
+    asyncio.run(go())
+
+
+def test_trace_order_wraps() -> None:
+    assert _trace_after("000002", "000001")
+    assert _trace_after("000001", "999999")
+    assert not _trace_after("000001", "000001")
+    assert not _trace_after("000001", "000002")
+    assert not _trace_after("500000", "000001")  # more than half a cycle ahead: behind
+    assert not _trace_after("", "000001")
