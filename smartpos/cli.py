@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -119,11 +120,21 @@ async def _serve(
     ssl_ctx = server_context(*ensure_certificate(settings.host_dir)) if tls else None
     server = HostServer(service, ssl_context=ssl_ctx)
     await server.start(settings.host_bind, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)  # systemd stop, kill: drain first
+    serving = asyncio.ensure_future(server.serve_forever())
     try:
         if ready is not None:
             await ready(server.port)
-        await server.serve_forever()
+        waiting = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if stop.is_set():
+            await server.drain()
+            console.print("host stopped (SIGTERM): every request taken was answered")
     finally:
+        serving.cancel()
         await server.close()
 
 

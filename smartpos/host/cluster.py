@@ -184,7 +184,7 @@ async def _frontend_main(fd: int, sock_path: str, tls: bool, profile: str) -> No
     listener = socket.socket(fileno=fd)
     await server.start_on(listener)
     await stop.wait()
-    await server.close()
+    await server.drain()  # answer what was taken (the writer is still there on SIGTERM)
     rt.engine.dispose()
     if remote.lost:
         sys.exit(3)
@@ -428,6 +428,9 @@ async def serve_cluster(
     """Run the writer and ``workers`` front-ends until cancelled (or ``stop`` is set)."""
     cluster = Cluster(settings, workers=workers, tls=tls, profile=profile, durable=durable)
     await cluster.start(settings.host_bind, port)
+    if stop is None:  # SIGTERM: front-ends drain (this writer answers them), then stop
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         if ready is not None:
             await ready(cluster.port)

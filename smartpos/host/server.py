@@ -16,6 +16,7 @@ log = logging.getLogger("smartpos.host")
 # An idle terminal link is closed after this long; terminals reconnect per transaction.
 IDLE_TIMEOUT_S = 300.0
 MAX_CONNECTIONS = 2048
+DRAIN_TIMEOUT_S = 10.0
 
 
 class HostServer:
@@ -24,6 +25,7 @@ class HostServer:
         self.ssl_context = ssl_context
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
+        self._in_flight = 0  # requests read and not yet answered
 
     @property
     def port(self) -> int:
@@ -47,6 +49,17 @@ class HostServer:
         assert self._server is not None
         async with self._server:
             await self._server.serve_forever()
+
+    async def drain(self, timeout: float = DRAIN_TIMEOUT_S) -> None:
+        """Stop gracefully: accept no more connections, let every request already taken
+        get its answer (up to ``timeout``), then close. Nothing is cut mid-request, so a
+        restart costs the terminals no reversals."""
+        if self._server is not None:
+            self._server.close()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        await self.close()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -72,14 +85,17 @@ class HostServer:
                         body = await read_body(reader)
                 except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
                     return
+                self._in_flight += 1
                 try:
                     response = await self.service.handle(body)
+                    if response is not None:
+                        writer.write(response)
+                        await writer.drain()
                 except FramingError as exc:
                     log.warning("closing link from %s: %s", peer, exc)
                     return
-                if response is not None:
-                    writer.write(response)
-                    await writer.drain()
+                finally:
+                    self._in_flight -= 1
         except (ConnectionError, ssl.SSLError):
             return
         except Exception:
