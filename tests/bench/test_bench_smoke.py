@@ -27,8 +27,17 @@ def test_bench_host_smoke(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_bench_host_open_loop_no_tls(tmp_path: Path) -> None:
-    result = run_bench(BenchConfig(terminals=2, seconds=1.0, warmup=0.3, rate=50, tls=False,
-                                   bare=False, home=tmp_path / "bench"))
+    result = run_bench(
+        BenchConfig(
+            terminals=2,
+            seconds=1.0,
+            warmup=0.3,
+            rate=50,
+            tls=False,
+            bare=False,
+            home=tmp_path / "bench",
+        )
+    )
     assert result.host.approved > 0
     assert result.host.errors == 0 and result.host.declined == 0
     assert result.ledger_balanced
@@ -50,3 +59,26 @@ def test_bench_host_with_front_end_processes(tmp_path: Path) -> None:
     # Every purchase the terminals saw approved was decided by the writer, and balanced.
     assert data["host_writer"]["decided"] >= result.host.approved
     assert result.ledger_balanced, data
+
+
+@pytest.mark.integration
+def test_host_cpu_script_runs() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "scripts" / "host_cpu.py"),
+            "--terminals",
+            "2",
+            "--rounds",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "10 purchases" in done.stdout and "µs a purchase" in done.stdout, done.stdout
