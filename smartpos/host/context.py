@@ -60,6 +60,8 @@ class Context:
     new_keys: tuple[bytes, bytes] | None = None
     # Set by Processor.prepare (outside the writer) or on first use.
     card_read: CardRead | None = None
+    # A chip card's verified ICC data and PAN sequence number: the answer carries tag 91.
+    chip: Any = None
     # Requests already stored under this TID + STAN + date, by message class (one lookup
     # serves de-duplication and the reversal tombstone check).
     siblings: dict[str, Any] = field(default_factory=dict)

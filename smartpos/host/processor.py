@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select, update
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, expiry_passed, normalize_pan
+from smartpos.cards.emv import arpc_tag91, read_icc_data, verify_arqc
 from smartpos.cards.track import parse_track2
 from smartpos.db.raw import Query, Raw
 from smartpos.host import ledger
@@ -25,6 +26,8 @@ from smartpos.host.tables import batches, cards, merchants, requests, terminals
 from smartpos.keys.hsm import PinCheck, SoftHsm
 from smartpos.protocol.codec import Fields, MessageError
 from smartpos.protocol.messages import (
+    ENTRY_CHIP,
+    ENTRY_CONTACTLESS,
     F60,
     F61,
     NET_BATCH_UPLOAD_END,
@@ -45,9 +48,9 @@ FORCED_AMOUNT_BASE = 900_000
 FORCED_CODES = {"05", "12", "13", "51", "61", "91", "96"}
 FORCED_NO_ANSWER_CENTS = 98
 
-# Fields whose value makes two requests "the same request" for de-duplication.
 log = logging.getLogger("smartpos.host")
 
+# Fields whose value makes two requests "the same request" for de-duplication.
 _FINGERPRINT_FIELDS = ("2", "3", "4", "11", "13", "35", "37", "41", "42", "49", "60", "61")
 
 # The purchase path's statements: fixed SQL on the driver's cursor (see smartpos.db.raw).
@@ -65,13 +68,15 @@ _CARD_COLUMNS = (
     "pvki",
     "pin_tries",
     "account_id",
+    "last_atc",
 )
 _SEL_CARD = Query(
-    "SELECT token, status, expiry, pin_required, pvv, pvki, pin_tries, account_id"
+    "SELECT token, status, expiry, pin_required, pvv, pvki, pin_tries, account_id, last_atc"
     " FROM cards WHERE token = ?",
     _CARD_COLUMNS,
 )
 _UPD_PIN_TRIES = Query("UPDATE cards SET pin_tries = ? WHERE token = ?")
+_UPD_LAST_ATC = Query("UPDATE cards SET last_atc = ? WHERE token = ?")
 _SEL_BATCH = Query("SELECT status FROM batches WHERE tid = ? AND batch_no = ?", ("status",))
 _INS_BATCH = Query("INSERT INTO batches (tid, batch_no, status) VALUES (?, ?, ?)")
 _INS_REQUEST = Query(
@@ -254,6 +259,30 @@ class Processor:
             expiry and expiry_passed(expiry, date.today())
         ):
             raise Decline("54", "expired")
+        if ctx.fields.get("22", "")[:2] in (ENTRY_CHIP, ENTRY_CONTACTLESS):
+            self._chip(conn, ctx)
+
+    def _chip(self, conn: Connection, ctx: Context) -> None:
+        """Card authentication for chip entry: the ARQC in field 55 must be this card's, for
+        this amount, at a transaction counter above every one seen before (no replays)."""
+        f = ctx.fields
+        if not f.get("55"):
+            raise Decline("30", "chip entry without ICC data (field 55)")
+        try:
+            data = read_icc_data(f["55"])
+        except CardError as exc:
+            raise Decline("30", str(exc)) from None
+        if "4" in f and data.amount_minor != int(f["4"]):
+            raise Decline("05", "ICC amount differs from field 4")
+        psn = f.get("23", "000")[-2:]
+        assert ctx.pan is not None
+        if not verify_arqc(data, ctx.pan, psn):
+            raise Decline("05", "ARQC does not verify")
+        card = ctx.card
+        if data.atc <= (card.last_atc or 0):
+            raise Decline("05", "ATC not above the last one seen (replayed cryptogram)")
+        Raw.of(conn).run(_UPD_LAST_ATC, (data.atc, card.token))
+        ctx.chip = (data, psn)
 
     def _pin(self, conn: Connection, ctx: Context) -> None:
         card, f = ctx.card, ctx.fields
@@ -756,6 +785,11 @@ class Processor:
         resp.setdefault("12", f"{now.hour:02d}{now.minute:02d}{now.second:02d}")
         resp.setdefault("13", mmdd)
         resp["39"] = ctx.response_code
+        if ctx.chip is not None and ctx.pan is not None:
+            # Issuer authentication data for the card: ARPC over its ARQC and the verdict.
+            data, psn = ctx.chip
+            tag91 = arpc_tag91(data, ctx.pan, psn, approved=ctx.response_code == "00")
+            resp["55"] = tag91.hex().upper()
         resp["41"] = ctx.terminal.tid
         resp["42"] = ctx.terminal.mid
         if ctx.kind in (

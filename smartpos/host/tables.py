@@ -97,6 +97,8 @@ cards = Table(
     Column("pin_tries", Integer, nullable=False, default=0),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
     Column("label", String(80), nullable=False, default=""),
+    # Highest ATC of an ARQC that verified: a chip cryptogram at or below it is a replay.
+    Column("last_atc", Integer),
 )
 
 # Every request the host answered: the de-duplication index and the transaction log.

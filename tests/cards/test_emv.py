@@ -1,0 +1,55 @@
+"""Chip cryptograms: the simulated card and the issuer agree, and nothing else passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from smartpos.cards import CardError
+from smartpos.cards.emv import (
+    SimulatedChip,
+    TerminalData,
+    arpc_tag91,
+    read_icc_data,
+    verify_arqc,
+)
+from smartpos.cards.tlv import decode_tlv, encode_tlv
+
+PAN = "6212340000000001"
+
+
+def _f55(tags: dict[str, bytes]) -> str:
+    return encode_tlv(tags).hex()
+
+
+def test_arqc_and_arpc_round_trip() -> None:
+    chip = SimulatedChip(PAN, "01")
+    tags = chip.generate_arqc(TerminalData(1234, unpredictable=b"\x01\x02\x03\x04"), atc=3)
+    data = read_icc_data(_f55(tags))
+    assert (data.atc, data.amount_minor) == (3, 1234)
+    assert verify_arqc(data, PAN, "01")
+    assert not verify_arqc(data, PAN, "02")  # another PAN sequence number: another card
+    tag91 = decode_tlv(arpc_tag91(data, PAN, "01", approved=True))["91"]
+    assert chip.check_arpc(tags, tag91)
+    assert not chip.check_arpc(tags, tag91[:4] + bytes(4))  # CSU altered
+    assert not chip.check_arpc(tags, bytes(4) + tag91[4:])  # ARPC forged
+    assert not chip.check_arpc(tags, tag91[:7])
+
+
+def test_every_covered_tag_changes_the_cryptogram() -> None:
+    chip = SimulatedChip(PAN, "01")
+    tags = chip.generate_arqc(TerminalData(500, unpredictable=bytes(4)), atc=9)
+    for tag in ("9F02", "9F03", "9F1A", "95", "5F2A", "9A", "9C", "9F37", "82", "9F36", "9F10"):
+        changed = dict(tags)
+        value = bytearray(changed[tag])
+        value[-1] ^= 0x01
+        changed[tag] = bytes(value)
+        assert not verify_arqc(read_icc_data(_f55(changed)), PAN, "01"), tag
+
+
+@pytest.mark.parametrize(
+    "f55",
+    ["zz", "", _f55({"9F26": bytes(8)}), _f55({"9F27": b"\x80"})],
+)
+def test_incomplete_or_malformed_icc_data_is_a_card_error(f55: str) -> None:
+    with pytest.raises(CardError):
+        read_icc_data(f55)

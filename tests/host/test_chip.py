@@ -1,0 +1,104 @@
+"""Chip entry at the host: an ARQC from the card's chip is checked before any money moves,
+for this card, this amount and a fresh transaction counter; the answer carries tag 91 for
+the card to check. Messages are built as a chip terminal sends them (F22 051, F23, F55)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smartpos.cards.emv import SimulatedChip, TerminalData
+from smartpos.cards.tlv import decode_tlv, encode_tlv
+from smartpos.host.ledger import check
+from smartpos.host.testcards import CATALOGUE
+from smartpos.protocol import codec
+from smartpos.terminal.engine import CardInput
+from tests.host.test_bad_input import frame, send_raw, transfer_count
+from tests.sandbox import running_sandbox
+
+pytestmark = pytest.mark.integration
+GOOD = CATALOGUE[0]
+OTHER = next(c for c in CATALOGUE[1:] if c.pin and c.pan[:2] == "62")
+
+
+def test_chip_purchase_checks_the_arqc_and_answers_with_an_arpc(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            assert (await t.sign_on()).result == "approved"
+            chip = SimulatedChip(GOOD.pan, "01")
+            stan = [100]
+
+            def purchase(amount: int, icc: dict[str, bytes] | None, **extra: str) -> bytes:
+                stan[0] += 1
+                fields: dict[str, Any] = {
+                    "t": "0200",
+                    "3": "000000",
+                    "4": f"{amount:012d}",
+                    "11": f"{stan[0]:06d}",
+                    "12": "101010",
+                    "13": "1123",
+                    "22": "051",
+                    "23": "001",
+                    "25": "00",
+                    "26": "12",
+                    "2": GOOD.pan,
+                    "41": t.tid,
+                    "42": t.mid,
+                    "49": "156",
+                    "52": t._card_fields(CardInput.parse(GOOD.pan), GOOD.pin)["52"],
+                    "60": "22000001000",
+                    **extra,
+                }
+                if icc is not None:
+                    fields["55"] = encode_tlv(icc).hex().upper()
+                return frame(sb, codec.encode(fields, mac=t._mac))
+
+            async def answer(wire: bytes) -> dict[str, str]:
+                resp = await send_raw(sb, wire)
+                assert resp is not None
+                return codec.decode(resp)
+
+            before = transfer_count(sb)
+            icc = chip.generate_arqc(TerminalData(1234), atc=7)
+            ok = await answer(purchase(1234, icc))
+            assert ok["39"] == "00", ok
+            tag91 = decode_tlv(bytes.fromhex(ok["55"]))["91"]
+            assert chip.check_arpc(icc, tag91)  # the card accepts the issuer's answer
+            assert transfer_count(sb) == before + 1
+
+            # The same cryptogram again, in a new request: a replay.
+            assert (await answer(purchase(1234, icc)))["39"] == "05"
+            # A cryptogram for 12.34 on a purchase of 99.00.
+            cheap = chip.generate_arqc(TerminalData(1234), atc=8)
+            assert (await answer(purchase(9900, cheap)))["39"] == "05"
+            # Another card's chip (its keys) with this card's PAN.
+            forged = SimulatedChip(OTHER.pan, "01").generate_arqc(TerminalData(500), atc=9)
+            assert (await answer(purchase(500, forged)))["39"] == "05"
+            # The right chip with a tampered TVR.
+            tampered = chip.generate_arqc(TerminalData(500), atc=10)
+            tampered["95"] = b"\x80" + tampered["95"][1:]
+            assert (await answer(purchase(500, tampered)))["39"] == "05"
+            # Chip entry without ICC data, or with ICC data missing the ARQC.
+            assert (await answer(purchase(500, None)))["39"] == "30"
+            partial = {k: v for k, v in chip.generate_arqc(TerminalData(500), 11).items()}
+            del partial["9F26"]
+            assert (await answer(purchase(500, partial)))["39"] == "30"
+            assert transfer_count(sb) == before + 1  # none of those moved money
+
+            # A declined chip purchase still gets an ARPC (with the decline in its CSU).
+            broke = chip.generate_arqc(TerminalData(900_051), atc=12)  # test amount → 51
+            declined = await answer(purchase(900_051, broke))
+            assert declined["39"] == "51"
+            assert chip.check_arpc(broke, decode_tlv(bytes.fromhex(declined["55"]))["91"])
+            # Counters move forward: the next genuine one is approved.
+            fresh = chip.generate_arqc(TerminalData(200), atc=13)
+            assert (await answer(purchase(200, fresh)))["39"] == "00"
+            with sb.host.engine.connect() as conn:
+                assert check(conn).balanced
+            await t.link.close()
+
+    asyncio.run(go())
