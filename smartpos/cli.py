@@ -393,6 +393,10 @@ def terminal_sale(
     card: CardOpt,
     expiry: ExpiryOpt = None,
     pin: PinOpt = None,
+    chip: Annotated[
+        bool,
+        typer.Option("--chip", help="read the card by its (simulated) chip: ARQC and ARPC"),
+    ] = False,
     print_receipt: Annotated[bool, typer.Option("--print", help="print the receipts")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -400,7 +404,9 @@ def terminal_sale(
     from smartpos.terminal.engine import card_or_error
 
     minor = _amount(amount, as_json)
-    result = _terminal_call(lambda t: t.sale(minor, card_or_error(card, expiry), pin), as_json)
+    result = _terminal_call(
+        lambda t: t.sale(minor, card_or_error(card, expiry, chip=chip), pin), as_json
+    )
     _show(result, as_json, print_receipt)
 
 

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, select, update
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan, normalize_pan
+from smartpos.cards.emv import SimulatedChip, TerminalData
+from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.cards.track import parse_expiry, parse_track2
 from smartpos.keys.keys import signon_mac_key, unpack_f62
 from smartpos.keys.mac import compute_mac, verify_mac
@@ -26,8 +28,14 @@ from smartpos.keys.vault import Vault
 from smartpos.money import Money
 from smartpos.protocol import codec
 from smartpos.protocol.codec import Fields, MessageError
-from smartpos.protocol.codes import REVERSAL_MAC_ERROR, REVERSAL_NO_RESPONSE, describe
+from smartpos.protocol.codes import (
+    REVERSAL_MAC_ERROR,
+    REVERSAL_NO_RESPONSE,
+    REVERSAL_OTHER,
+    describe,
+)
 from smartpos.protocol.messages import (
+    ENTRY_CHIP,
     ENTRY_MANUAL,
     ENTRY_NAMES,
     ENTRY_SWIPE,
@@ -56,7 +64,13 @@ from smartpos.protocol.messages import (
 )
 from smartpos.protocol.profiles import AcquirerProfile
 from smartpos.terminal.link import HostLink, LinkError
-from smartpos.terminal.tables import journal, reversals, settlements, terminal_config
+from smartpos.terminal.tables import (
+    chip_counters,
+    journal,
+    reversals,
+    settlements,
+    terminal_config,
+)
 
 OPERATOR = "01 "
 STAN_MAX = 999_999
@@ -64,6 +78,9 @@ STAN_MAX = 999_999
 
 class TerminalError(Exception):
     """A request the terminal refuses before anything is sent (clear message, no change)."""
+
+
+CHIP_PSN = "01"  # PAN sequence number of the sandbox's simulated chip cards
 
 
 @dataclass(frozen=True)
@@ -79,13 +96,16 @@ class CardInput:
         return f"CardInput({mask_pan(self.pan)}, entry={ENTRY_NAMES.get(self.entry)})"
 
     @classmethod
-    def parse(cls, text: str, expiry: str | None = None) -> CardInput:
-        """``text`` is a PAN (keyed entry) or ISO 7813 track 2 (``PAN=YYMM...``, swipe)."""
+    def parse(cls, text: str, expiry: str | None = None, *, chip: bool = False) -> CardInput:
+        """``text`` is a PAN (keyed entry) or ISO 7813 track 2 (``PAN=YYMM...``, swipe).
+        With ``chip``, the card is read by its chip (the sandbox's simulated chip): track 2
+        equivalent data as read from the chip, and an ARQC at the sale."""
         raw = text.strip()
         if any(sep in raw for sep in "=Dd"):
             track = parse_track2(raw)
-            return cls(track.pan, track.expiry, track.encode(), ENTRY_SWIPE)
-        return cls(normalize_pan(raw), parse_expiry(expiry) if expiry else None, None, ENTRY_MANUAL)
+            return cls(track.pan, track.expiry, track.encode(), ENTRY_CHIP if chip else ENTRY_SWIPE)
+        entry = ENTRY_CHIP if chip else ENTRY_MANUAL
+        return cls(normalize_pan(raw), parse_expiry(expiry) if expiry else None, None, entry)
 
 
 @dataclass
@@ -291,9 +311,39 @@ class Terminal:
         Money.of(amount_minor, self.currency)
         fields = self._card_fields(card, pin)
         fields.update({"3": PROC_PURCHASE, "4": f"{amount_minor:012d}"})
+        icc = None
+        if card.entry == ENTRY_CHIP:
+            icc = self._generate_arqc(card, amount_minor)
+            fields["23"] = f"0{CHIP_PSN}"
+            fields["55"] = encode_tlv(icc).hex().upper()
         return await self._money_txn(
-            "sale", "0200", TYPE_PURCHASE, fields, amount_minor, card, pin is not None
+            "sale", "0200", TYPE_PURCHASE, fields, amount_minor, card, pin is not None, icc=icc
         )
+
+    def _generate_arqc(self, card: CardInput, amount_minor: int) -> dict[str, bytes]:
+        """GENERATE AC on the (simulated) chip: the next transaction counter, an ARQC over
+        this terminal's data for this amount."""
+        token = self.tokenizer.token(card.pan)
+        with self.engine.begin() as conn:
+            atc = conn.execute(
+                select(chip_counters.c.atc).where(chip_counters.c.pan_token == token)
+            ).scalar()
+            if atc is None:
+                atc = 1
+                conn.execute(chip_counters.insert().values(pan_token=token, atc=atc))
+            else:
+                atc += 1
+                conn.execute(
+                    update(chip_counters).where(chip_counters.c.pan_token == token).values(atc=atc)
+                )
+        if atc > 0xFFFF:
+            raise TerminalError("the card's transaction counter is exhausted")
+        terminal_data = TerminalData(
+            amount_minor,
+            currency=self._ccy(),
+            date=self.clock().strftime("%y%m%d"),
+        )
+        return SimulatedChip(card.pan, CHIP_PSN).generate_arqc(terminal_data, atc)
 
     async def void(self, *, stan: str | None = None, invoice_no: str | None = None) -> TxnResult:
         with self.engine.connect() as conn:
@@ -401,6 +451,7 @@ class Terminal:
         card: CardInput | None,
         pin_entered: bool,
         original: Any = None,
+        icc: dict[str, bytes] | None = None,
     ) -> TxnResult:
         await self._require_no_pending_reversal()
         if self._tak is None and self.profile.mac_required:
@@ -488,8 +539,14 @@ class Terminal:
         except MessageError as exc:
             reason = exc.response_code if exc.response_code == REVERSAL_MAC_ERROR else "06"
             return await self._after_failure(result, jid, reason, str(exc))
-        # 3. A trusted answer: record it and disarm the reversal in one commit.
+        # 3. A chip card checks the issuer's answer (tag 91) before it accepts an approval;
+        # if it refuses, the host's approval must be undone like an unanswered request.
         rc = resp.get("39", "")
+        if icc is not None and rc == "00" and not self._card_accepts(icc, card, resp):
+            return await self._after_failure(
+                result, jid, REVERSAL_OTHER, "the card refused the issuer's answer"
+            )
+        # 4. A trusted answer: record it and disarm the reversal in one commit.
         result.response_code, result.message = rc, describe(rc).en
         result.auth_code, result.rrn = resp.get("38", ""), resp.get("37", "")
         if rc == "00":
@@ -514,6 +571,15 @@ class Terminal:
             elif rc == REVERSAL_MAC_ERROR:
                 await self._sign_on_again(result)
         return result
+
+    @staticmethod
+    def _card_accepts(icc: dict[str, bytes], card: CardInput | None, resp: Fields) -> bool:
+        assert card is not None
+        try:
+            tag91 = decode_tlv(bytes.fromhex(resp.get("55", "")))["91"]
+        except (ValueError, KeyError, CardError):
+            return False
+        return SimulatedChip(card.pan, CHIP_PSN).check_arpc(icc, tag91)
 
     async def _sign_on_again(self, result: TxnResult) -> None:
         """A0: the host no longer accepts our MAC key (it was rotated, or the host lost it).
@@ -888,8 +954,8 @@ class Terminal:
         return len(rows), resp.get("48"), refused
 
 
-def card_or_error(text: str, expiry: str | None) -> CardInput:
+def card_or_error(text: str, expiry: str | None, *, chip: bool = False) -> CardInput:
     try:
-        return CardInput.parse(text, expiry)
+        return CardInput.parse(text, expiry, chip=chip)
     except CardError as exc:
         raise TerminalError(f"card not accepted: {exc}") from None

@@ -100,3 +100,12 @@ settlements = Table(
     Column("uploaded", Integer, nullable=False, default=0),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# The simulated chip cards' application transaction counters (a real card keeps its own; the
+# sandbox's simulated chip lives with the terminal that reads it). Keyed by PAN token.
+chip_counters = Table(
+    "chip_counters",
+    metadata,
+    Column("pan_token", String(32), primary_key=True),
+    Column("atc", Integer, nullable=False),
+)

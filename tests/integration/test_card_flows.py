@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from smartpos.host import processor
 from smartpos.host.ledger import available, check
 from smartpos.host.tables import cards, terminals
 from smartpos.host.testcards import CATALOGUE, TestCard, by_label_prefix
@@ -403,6 +404,40 @@ def test_after_a0_the_terminal_signs_on_again_by_itself(tmp_path: Path) -> None:
             again = await t.sale(1234, CardInput.parse(GOOD.pan), PIN)
             assert again.result == "approved", again
             assert balance_of(sb, GOOD) == before - 1234
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_chip_sale_end_to_end_and_a_refused_arpc_is_reversed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chip entry through the terminal engine: ARQC from the simulated chip, checked by the
+    host, ARPC checked by the card; the counter moves on with each sale. When the card
+    refuses the issuer's answer, the approved sale is reversed and nothing stays charged."""
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            before = balance_of(sb, GOOD)
+            chip = CardInput.parse(GOOD.pan, chip=True)
+            first = await t.sale(1234, chip, PIN)
+            assert first.result == "approved" and first.entry_mode == "chip", first
+            second = await t.sale(100, chip, PIN)  # the next ATC: not a replay
+            assert second.result == "approved", second
+            assert balance_of(sb, GOOD) == before - 1334
+
+            real = processor.arpc_tag91
+            monkeypatch.setattr(
+                processor,
+                "arpc_tag91",
+                lambda *a, **kw: real(*a, **kw)[:-5] + bytes(5),  # a broken ARPC
+            )
+            refused = await t.sale(500, chip, PIN)
+            assert refused.result != "approved" and refused.reversal is not None, refused
+            monkeypatch.setattr(processor, "arpc_tag91", real)
+            assert await t.flush_reversals() == 0
+            assert balance_of(sb, GOOD) == before - 1334  # the refused one is undone
             assert_ledger_balanced(sb)
             await t.link.close()
 
