@@ -524,6 +524,7 @@ def demo(
             f"{exe} terminal sale --amount 12.34 --card {good.pan} --pin 123456",
             f"{exe} terminal sale --amount 88.00 --card '{good.track2}' --pin 123456 --print",
             f"{exe} terminal sale --amount 50.00 --card {poor.pan} --pin 123456   # 51",
+            f"{exe} terminal sale --amount 20.00 --card {good.pan} --pin 123456 --chip",
             f"{exe} terminal balance --card {good.pan} --pin 123456",
             f"{exe} terminal void --stan <trace of a sale>",
             f"{exe} terminal refund --rrn <RRN of a sale> --amount 5.00 --card {good.pan}",

@@ -212,3 +212,11 @@ def test_a_second_host_on_the_same_data_is_refused(home: Path, host: int) -> Non
     assert "another process already holds the host-writer lock" in second.stderr
     # The first host is unaffected.
     assert js(cli(home, "terminal", "signon", "--json"))["result"] == "approved"
+
+
+def test_cli_chip_sale(home: Path, host: int) -> None:
+    assert js(cli(home, "terminal", "signon", "--json"))["result"] == "approved"
+    for amount in ("20.00", "3.50"):  # the chip's counter moves on between sales
+        args = ["--amount", amount, "--card", GOOD.pan, "--pin", "123456", "--chip", "--json"]
+        sale = js(cli(home, "terminal", "sale", *args))
+        assert (sale["result"], sale["entry_mode"]) == ("approved", "chip"), sale
