@@ -51,7 +51,22 @@ FORCED_NO_ANSWER_CENTS = 98
 log = logging.getLogger("smartpos.host")
 
 # Fields whose value makes two requests "the same request" for de-duplication.
-_FINGERPRINT_FIELDS = ("2", "3", "4", "11", "13", "35", "37", "41", "42", "49", "60", "61")
+_FINGERPRINT_FIELDS = (
+    "2",
+    "3",
+    "4",
+    "11",
+    "13",
+    "23",
+    "35",
+    "37",
+    "41",
+    "42",
+    "49",
+    "55",
+    "60",
+    "61",
+)
 
 # The purchase path's statements: fixed SQL on the driver's cursor (see smartpos.db.raw).
 _SEL_IDENTITY = Query(

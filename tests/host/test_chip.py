@@ -32,8 +32,10 @@ def test_chip_purchase_checks_the_arqc_and_answers_with_an_arpc(tmp_path: Path) 
             chip = SimulatedChip(GOOD.pan, "01")
             stan = [100]
 
-            def purchase(amount: int, icc: dict[str, bytes] | None, **extra: str) -> bytes:
-                stan[0] += 1
+            def purchase(
+                amount: int, icc: dict[str, bytes] | None, same_stan: bool = False, **extra: str
+            ) -> bytes:
+                stan[0] += 0 if same_stan else 1
                 fields: dict[str, Any] = {
                     "t": "0200",
                     "3": "000000",
@@ -68,6 +70,13 @@ def test_chip_purchase_checks_the_arqc_and_answers_with_an_arpc(tmp_path: Path) 
             assert ok["39"] == "00", ok
             tag91 = decode_tlv(bytes.fromhex(ok["55"]))["91"]
             assert chip.check_arpc(icc, tag91)  # the card accepts the issuer's answer
+            assert transfer_count(sb) == before + 1
+            # The very same request again (a resend): the original answer, nothing posted.
+            resent = await answer(purchase(1234, icc, same_stan=True))
+            assert (resent["39"], resent["37"], resent["55"]) == ("00", ok["37"], ok["55"])
+            # Same trace, another cryptogram: not the same request (94), nothing posted.
+            other = chip.generate_arqc(TerminalData(1234), atc=20)
+            assert (await answer(purchase(1234, other, same_stan=True)))["39"] == "94"
             assert transfer_count(sb) == before + 1
 
             # The same cryptogram again, in a new request: a replay.
