@@ -19,7 +19,7 @@ from smartpos.keys.mac import compute_mac
 from smartpos.protocol import codec
 from smartpos.protocol.framing import Frame, Tpdu, encode_frame, read_body
 from smartpos.protocol.messages import F60, NET_SIGN_ON, TYPE_NETWORK
-from smartpos.terminal.engine import CardInput
+from smartpos.terminal.engine import CardInput, Terminal
 from tests.sandbox import Sandbox, running_sandbox
 
 pytestmark = pytest.mark.integration
@@ -42,6 +42,20 @@ async def send_raw(sb: Sandbox, wire: bytes) -> bytes | None:
 
 def frame(sb: Sandbox, message: bytes) -> bytes:
     return encode_frame(Frame(Tpdu(1, 0), sb.profile.app_header, message))
+
+
+def sign_on_fields(t: Terminal, stan: str) -> dict[str, str]:
+    """A sign-on request of terminal ``t`` with trace ``stan`` (to be MACed by the caller)."""
+    return {
+        "t": "0800",
+        "11": stan,
+        "12": "101010",
+        "13": "1123",
+        "41": t.tid,
+        "42": t.mid,
+        "60": F60(TYPE_NETWORK, "000001", NET_SIGN_ON).encode(),
+        "63": "01 ",
+    }
 
 
 def transfer_count(sb: Sandbox) -> int:
@@ -146,16 +160,7 @@ def test_sign_on_needs_proof_of_the_tmk(tmp_path: Path) -> None:
             t = sb.terminal(profile=sb.profile)
             assert (await t.sign_on()).result == "approved"
             keys_before = sb.service.terminals[t.tid]
-            req = {
-                "t": "0800",
-                "11": "000900",
-                "12": "101010",
-                "13": "1123",
-                "41": t.tid,
-                "42": t.mid,
-                "60": F60(TYPE_NETWORK, "000001", NET_SIGN_ON).encode(),
-                "63": "01 ",
-            }
+            req = sign_on_fields(t, "000900")
             alg = sb.profile.mac_algorithm
 
             async def sign_on_with(mac_key: bytes | None) -> str:
@@ -196,16 +201,7 @@ def test_replayed_sign_ons_cannot_rotate_keys(tmp_path: Path) -> None:
             alg = sb.profile.mac_algorithm
 
             def sign_on(stan: str) -> bytes:
-                req = {
-                    "t": "0800",
-                    "11": stan,
-                    "12": "101010",
-                    "13": "1123",
-                    "41": t.tid,
-                    "42": t.mid,
-                    "60": F60(TYPE_NETWORK, "000001", NET_SIGN_ON).encode(),
-                    "63": "01 ",
-                }
+                req = sign_on_fields(t, stan)
                 return frame(sb, codec.encode(req, mac=lambda d: compute_mac(alg, key, d)))
 
             async def send(wire: bytes) -> dict[str, str]:
