@@ -216,7 +216,8 @@ def test_a_second_host_on_the_same_data_is_refused(home: Path, host: int) -> Non
 
 def test_cli_chip_sale(home: Path, host: int) -> None:
     assert js(cli(home, "terminal", "signon", "--json"))["result"] == "approved"
-    for amount in ("20.00", "3.50"):  # the chip's counter moves on between sales
+    for atc, amount in (("0001", "20.00"), ("0002", "3.50")):  # the chip's counter moves on
         args = ["--amount", amount, "--card", GOOD.pan, "--pin", "123456", "--chip", "--json"]
         sale = js(cli(home, "terminal", "sale", *args))
         assert (sale["result"], sale["entry_mode"]) == ("approved", "chip"), sale
+        assert sale["icc"]["ATC"] == atc and len(sale["icc"]["ARQC"]) == 16, sale

@@ -66,6 +66,7 @@ _KIND_LABELS: dict[TxnKind, tuple[str, str]] = {
 }
 
 # Entry mode → the one-letter marker printed after the card number on CUP slips.
+ICC_FIELDS = frozenset({"ARQC", "ATC", "TVR"})
 ENTRY_MARKERS: dict[str, str] = {"swipe": "S", "chip": "I", "contactless": "C", "manual": "M"}
 
 # Up to 6 leading digits, at least one mask character, up to 4 trailing digits — nothing else.
@@ -115,6 +116,8 @@ class Receipt:
     reference: str = ""
     acquirer: str = "smartpos sandbox"
     reprint: bool = False
+    # Chip transactions: (ARQC | ATC | TVR, hex value), printed in this order.
+    icc: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         check_masked_pan(self.pan_masked)
@@ -124,6 +127,11 @@ class Receipt:
             )
         if self.when.tzinfo is None or self.when.utcoffset() is None:
             raise ValueError("when must be timezone-aware (in the store's zone)")
+        for name, value in self.icc:
+            if name not in ICC_FIELDS:
+                raise ValueError(f"chip data {name!r} is not one of {sorted(ICC_FIELDS)}")
+            if not (value and len(value) <= 16 and all(c in "0123456789ABCDEF" for c in value)):
+                raise ValueError(f"chip data {name} must be upper-case hex, at most 8 bytes")
 
     @property
     def entry_marker(self) -> str:

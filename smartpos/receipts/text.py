@@ -55,6 +55,12 @@ _AMOUNT = _Label("金额", "AMOUNT")
 _BALANCE = _Label("余额", "BALANCE")
 _REFERENCE = _Label("备注", "REFERENCE")
 _SIGNATURE = _Label("持卡人签名", "CARDHOLDER SIGNATURE")
+# Chip data printed on an IC-card slip (what the card and terminal used for the ARQC).
+ICC_LABELS = {
+    "ARQC": _Label("应用密文", "ARQC"),
+    "ATC": _Label("应用交易计数器", "ATC"),
+    "TVR": _Label("终端验证结果", "TVR"),
+}
 
 _TITLE = ("POS签购单", "POS SALES SLIP")
 _REPRINT = ("重打印", "REPRINT")
@@ -212,6 +218,8 @@ def receipt_lines(receipt: Receipt, width: int = 32, ascii_only: bool = False) -
     )
     if receipt.reference.strip():
         out.field(_REFERENCE, receipt.reference)
+    for name, value in receipt.icc:
+        out.field(ICC_LABELS[name], value)
     out.rule()
     if receipt.copy is Copy.MERCHANT and kind is not TxnKind.BALANCE:
         if receipt.needs_signature:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,6 +81,7 @@ class TerminalError(Exception):
 
 
 CHIP_PSN = "01"  # PAN sequence number of the sandbox's simulated chip cards
+_ICC_ON_SLIP = (("ARQC", "9F26"), ("ATC", "9F36"), ("TVR", "95"))
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class TxnResult:
     balance_minor: int | None = None
     journal_id: int | None = None
     pin_verified: bool = False
+    icc: dict[str, str] = field(default_factory=dict)  # chip sale: ARQC, ATC, TVR (hex)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -526,6 +528,8 @@ class Terminal:
             journal_id=jid,
             pin_verified=pin_entered,
         )
+        if icc is not None:
+            result.icc = {name: icc[tag].hex().upper() for name, tag in _ICC_ON_SLIP}
         # 2. Online request.
         try:
             raw = await self.link.exchange(self._encode(req, True))

@@ -48,6 +48,7 @@ def receipts_for(
             copy=copy,
             pin_verified=pin_verified,
             reference=reference,
+            icc=tuple(result.icc.items()),
         )
         for copy in (Copy.MERCHANT, Copy.CUSTOMER)
     ]

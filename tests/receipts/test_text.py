@@ -29,6 +29,10 @@ VARIANTS = {
         amount=Money.of(123_456_789_012),
     ),
     "customer-usd": make_receipt(copy=Copy.CUSTOMER, amount=Money.of(500, "USD")),
+    "chip": make_receipt(
+        entry_mode="chip",
+        icc=(("ARQC", "1A2B3C4D5E6F7081"), ("ATC", "0007"), ("TVR", "0000000000")),
+    ),
 }
 
 
@@ -124,3 +128,17 @@ def test_golden_text() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     assert text == path.read_text(encoding="utf-8")
+
+
+def test_chip_slip_shows_the_cryptogram_counter_and_tvr() -> None:
+    text = render_text(VARIANTS["chip"], 32)
+    assert " /I" in text  # read by the chip
+    assert "ARQC" in text and "1A2B3C4D5E6F7081" in text
+    assert "0007" in text and "0000000000" in text
+    assert "ARQC" not in render_text(make_receipt())
+
+
+@pytest.mark.parametrize("icc", [(("PIN", "1234"),), (("ARQC", "xyz"),), (("ATC", ""),)])
+def test_chip_data_must_be_known_hex(icc: tuple[tuple[str, str], ...]) -> None:
+    with pytest.raises(ValueError, match="chip data"):
+        make_receipt(icc=icc)
