@@ -58,6 +58,9 @@ class HostProcess:
     def start(self) -> None:
         env = {**os.environ, "SMARTPOS_HOME": str(self.home)}
         env.pop("SMARTPOS_HOST_DB_URL", None)
+        self.log.flush()
+        log_path = Path(self.log.name)
+        offset = log_path.stat().st_size
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -76,16 +79,19 @@ class HostProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
+        # Ready means the host said so ("host listening", printed once its front-ends, if
+        # any, are linked to the writer) — an open port alone is not: with front-end
+        # processes the writer listens before they can answer, and on a loaded machine a
+        # terminal's 1 s timeouts would run out on the backlog.
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "host process exited at start"
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
-                return
+            with log_path.open("rb") as log:
+                log.seek(offset)
+                if b"host listening" in log.read():
+                    return
             time.sleep(0.05)
-        raise AssertionError("host process did not listen in 30 s")
+        raise AssertionError("host process was not ready in 60 s")
 
     def kill(self) -> None:
         if self.proc is not None:
