@@ -255,10 +255,8 @@ class WriterHub:
             else:
                 keys: list[str] | None = None
                 if ctx.new_keys is not None:
-                    t = self.terminals[ctx.terminal.tid]
-                    self.terminals[t.tid] = TerminalKeys(
-                        t.tid, t.mid, t.status, t.sealed_tmk, *ctx.new_keys
-                    )
+                    tid = ctx.terminal.tid
+                    self.terminals[tid] = self.terminals[tid].with_working_keys(ctx.new_keys)
                     keys = [k.hex() for k in ctx.new_keys]
                 reply = {
                     "i": rid,

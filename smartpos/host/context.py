@@ -3,7 +3,7 @@ no per-transaction state; everything about one request lives here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smartpos.protocol.codec import Fields
@@ -27,6 +27,10 @@ class TerminalKeys:
     sealed_tmk: bytes
     sealed_tpk: bytes | None
     sealed_tak: bytes | None
+
+    def with_working_keys(self, keys: tuple[bytes, bytes]) -> TerminalKeys:
+        """This terminal after a sign-on that gave it (sealed TPK, sealed TAK)."""
+        return replace(self, sealed_tpk=keys[0], sealed_tak=keys[1])
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,10 +284,8 @@ class HostService:
         self.processor.prepare(ctx)
         await self.writer.decide(ctx)
         if ctx.new_keys is not None:
-            t = self.terminals[terminal.tid]
-            self.terminals[t.tid] = TerminalKeys(
-                t.tid, t.mid, t.status, t.sealed_tmk, *ctx.new_keys
-            )
+            tid = terminal.tid
+            self.terminals[tid] = self.terminals[tid].with_working_keys(ctx.new_keys)
         if ctx.silent:
             return None
         response = {"t": response_mti(mti), **ctx.response, "32": self.profile.acquirer_id}
