@@ -59,6 +59,36 @@ def test_raw_rows_round_trip_through_sqlalchemy(url: str) -> None:
         engine.dispose()
 
 
+def test_overdraw_check_and_debit_are_one_statement(url: str) -> None:
+    """The balance check sits in the debit's UPDATE: a refused hold or transfer writes
+    nothing, an exact cover passes, an account allowed to overdraw is never refused, and an
+    unknown account is a ledger error, not "insufficient funds"."""
+    engine = make_engine(url)
+    upgrade(engine, "host")
+    try:
+        with engine.begin() as conn:
+            a = ledger.create_account(conn, "a", "card", must_not_overdraw=True)
+            b = ledger.create_account(conn, "b", "merchant", must_not_overdraw=False)
+            ledger.transfer(conn, "fund", b, a, 500, "opening")
+            ledger.hold(conn, "h1", a, b, 200, "purchase")
+            before = ledger.check(conn)
+            for move in (ledger.hold, ledger.transfer):
+                with pytest.raises(ledger.InsufficientFunds):
+                    move(conn, "too-much", a, b, 301, "purchase")
+                assert ledger.get_transfer(conn, "too-much") is None
+            assert ledger.check(conn) == before and ledger.available(conn, a) == 300
+            ledger.hold(conn, "exact", a, b, 300, "purchase")
+            assert ledger.available(conn, a) == 0
+            ledger.transfer(conn, "overdraw-ok", b, a, 10_000, "settlement")
+            with pytest.raises(ledger.LedgerError) as exc:
+                ledger.hold(conn, "nobody", 9999, b, 1, "purchase")
+            assert not isinstance(exc.value, ledger.InsufficientFunds)
+            assert ledger.get_transfer(conn, "nobody") is None
+            assert ledger.check(conn).balanced
+    finally:
+        engine.dispose()
+
+
 def test_query_placeholders_per_dialect() -> None:
     q = Query("SELECT a FROM t WHERE b = ? AND c = ?", ("a",))
     assert q.sql.count("?") == 2 and q.pg_sql.count("%s") == 2

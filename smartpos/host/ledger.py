@@ -112,6 +112,13 @@ _BUMPS = {
     ),
     "credits_posted": Query("UPDATE accounts SET credits_posted = credits_posted + ? WHERE id = ?"),
 }
+# A debit that must not overdraw: the balance check and the update in one statement (no row
+# changed = the account cannot cover it, or does not exist).
+_COVERED = " AND (must_not_overdraw = ? OR credits_posted - debits_posted - debits_pending >= ?)"
+_DEBITS_COVERED = {
+    "debits_pending": Query(_BUMPS["debits_pending"].sql + _COVERED),
+    "debits_posted": Query(_BUMPS["debits_posted"].sql + _COVERED),
+}
 
 
 def available(conn: Connection, acct_id: int) -> int:
@@ -131,13 +138,23 @@ def _bump(conn: Connection, acct_id: int, counter: str, delta: int) -> None:
     Raw.of(conn).run(_BUMPS[counter], (delta, acct_id))
 
 
-def _check_overdraw(conn: Connection, acct_id: int, amount_minor: int) -> None:
-    row = Raw.of(conn).first(_SEL_ACCOUNT, (acct_id,))
-    if row is None:
+def _debit_covered(conn: Connection, acct_id: int, counter: str, amount_minor: int) -> None:
+    """Add ``amount_minor`` to the account's debits if it can cover it; else change nothing
+    and raise ``InsufficientFunds`` (or ``LedgerError`` for an unknown account)."""
+    raw = Raw.of(conn)
+    raw.run(_DEBITS_COVERED[counter], (amount_minor, acct_id, False, amount_minor))
+    if raw.cur.rowcount == 1:
+        return
+    if raw.first(_SEL_ACCOUNT, (acct_id,)) is None:
         raise LedgerError(f"no account {acct_id}")
-    spendable = row.credits_posted - row.debits_posted - row.debits_pending
-    if row.must_not_overdraw and spendable < amount_minor:
-        raise InsufficientFunds(f"account {acct_id} cannot cover {amount_minor}")
+    raise InsufficientFunds(f"account {acct_id} cannot cover {amount_minor}")
+
+
+def _validate(debit: int, credit: int, amount_minor: int) -> None:
+    if amount_minor <= 0:
+        raise LedgerError("transfer amount must be positive")
+    if debit == credit:
+        raise LedgerError("a transfer needs two different accounts")
 
 
 def _insert(
@@ -153,10 +170,7 @@ def _insert(
 ) -> tuple[Transfer, bool]:
     """Insert a transfer unless ``existing`` (the row already stored under ``transfer_id``,
     looked up by the caller) shows an idempotent retry. Returns it and whether it is new."""
-    if amount_minor <= 0:
-        raise LedgerError("transfer amount must be positive")
-    if debit == credit:
-        raise LedgerError("a transfer needs two different accounts")
+    _validate(debit, credit, amount_minor)
     if existing is not None:
         # Idempotent retry: same id, same content → the first result; anything else is a bug.
         same = (
@@ -188,11 +202,16 @@ def _move(
     force: bool,
 ) -> Transfer:
     existing = get_transfer(conn, transfer_id)
+    side = "pending" if phase == "pending" else "posted"
     if existing is None and not force:
-        _check_overdraw(conn, debit, amount_minor)
+        _validate(debit, credit, amount_minor)
+        # The debit first, checked in the same statement: on a refusal nothing is written.
+        _debit_covered(conn, debit, f"debits_{side}", amount_minor)
+        t, _ = _insert(conn, None, transfer_id, debit, credit, amount_minor, phase, code)
+        _bump(conn, credit, f"credits_{side}", amount_minor)
+        return t
     t, created = _insert(conn, existing, transfer_id, debit, credit, amount_minor, phase, code)
     if created:
-        side = "pending" if phase == "pending" else "posted"
         _bump(conn, debit, f"debits_{side}", amount_minor)
         _bump(conn, credit, f"credits_{side}", amount_minor)
     return t

@@ -143,6 +143,10 @@ class Processor:
         self.limits = limits or Limits()
         self._next_id: int | None = None
         self._merchant_accounts: dict[str, int] = {}
+        # (tid, batch_no) of batches read as open. Only settlement closes a batch, and it
+        # forgets the terminal's entries; a batch row lost to a rolled-back transaction
+        # means the same as an open one (a batch without a row is open).
+        self._open_batches: set[tuple[str, str]] = set()
 
     # -- entry -----------------------------------------------------------------------------
 
@@ -344,11 +348,16 @@ class Processor:
 
     def _open_batch(self, conn: Connection, ctx: Context) -> str:
         batch_no = F60.decode(ctx.fields["60"]).batch_no
-        row = Raw.of(conn).first(_SEL_BATCH, (ctx.terminal.tid, batch_no))
+        key = (ctx.terminal.tid, batch_no)
+        if key in self._open_batches:
+            return batch_no
+        row = Raw.of(conn).first(_SEL_BATCH, key)
         if row is None:
-            Raw.of(conn).run(_INS_BATCH, (ctx.terminal.tid, batch_no, "open"))
+            Raw.of(conn).run(_INS_BATCH, (*key, "open"))
         elif row.status != "open":
             raise Decline("77", f"batch {batch_no} already settled")
+        else:
+            self._open_batches.add(key)
         return batch_no
 
     def _merchant_account(self, conn: Connection, ctx: Context) -> int:
@@ -607,6 +616,7 @@ class Processor:
 
     def _settle_batch(self, conn: Connection, tid: str, batch_no: str, result: str) -> None:
         """Capture every hold of the batch's approved purchases, at most once each."""
+        self._open_batches.discard((tid, batch_no))
         rows = conn.execute(
             select(requests.c.id, requests.c.transfer_id).where(
                 and_(
@@ -645,6 +655,7 @@ class Processor:
         require(ctx.fields, "41", "42", "48", "60")
         batch_no = F60.decode(ctx.fields["60"]).batch_no
         terminal_totals, _ = SettlementTotals.decode(ctx.fields["48"])
+        self._open_batches.discard((ctx.terminal.tid, batch_no))  # settled or uploading next
         state = conn.execute(
             select(batches.c.status).where(
                 and_(batches.c.tid == ctx.terminal.tid, batches.c.batch_no == batch_no)

@@ -257,7 +257,10 @@ def test_lost_settlement_answer_is_caught_up_on_77(tmp_path: Path) -> None:
 
         async with running_sandbox(tmp_path) as sb:
             t = await signed_on(sb)
+            # Two sales: the host remembers the batch as open after the second one; the
+            # settlement must make it forget that.
             await t.sale(1_000, CardInput.parse(GOOD.pan), PIN)
+            await t.sale(700, CardInput.parse(GOOD.pan), PIN)
             assert (await t.settle())["result"] == "balanced"
             with t.engine.begin() as conn:  # as if the 0510 had been lost
                 conn.execute(update(terminal_config).values(batch_no=1))
