@@ -80,10 +80,20 @@ PROC_NAMES = {
     "200000": "void / refund (return)",
     "310000": "balance inquiry",
 }
-TYPE_NAMES = {"00": "network management", "01": "balance inquiry", "22": "purchase",
-              "23": "void", "25": "refund"}
-NET_NAMES = {"000": "none", "003": "sign-on, double-length TDES keys", "301": "echo test",
-             "201": "settlement / batch upload", "202": "batch upload end"}
+TYPE_NAMES = {
+    "00": "network management",
+    "01": "balance inquiry",
+    "22": "purchase",
+    "23": "void",
+    "25": "refund",
+}
+NET_NAMES = {
+    "000": "none",
+    "003": "sign-on, double-length TDES keys",
+    "301": "echo test",
+    "201": "settlement / batch upload",
+    "202": "batch upload end",
+}
 CONDITION_NAMES = {"00": "normal presentment"}
 REVERSAL_REASONS = {"98": "no response", "A0": "MAC failure", "06": "other"}
 
@@ -125,8 +135,12 @@ def pin_block() -> str:
 
 def field62() -> str:
     kcv_len = 4
-    data = (encrypt_tdes_ecb(TMK, TPK) + generate_kcv(TPK, kcv_len)
-            + encrypt_tdes_ecb(TMK, TAK) + generate_kcv(TAK, kcv_len))
+    data = (
+        encrypt_tdes_ecb(TMK, TPK)
+        + generate_kcv(TPK, kcv_len)
+        + encrypt_tdes_ecb(TMK, TAK)
+        + generate_kcv(TAK, kcv_len)
+    )
     return data.hex().upper()
 
 
@@ -160,88 +174,200 @@ def _answer(request: Fields, rc: str, drop: tuple[str, ...] = (), **extra: str) 
 
 
 def examples() -> list[Example]:
-    card_present = {"35": TRACK2, "22": "021", "25": "00", "26": "12", "52": pin_block(),
-                    "53": "2600000000000000"}
-    sign_on = {**_base("0800", "000001", "080000"), "60": F60("00", BATCH, "003").encode(),
-               "63": OPERATOR}
+    card_present = {
+        "35": TRACK2,
+        "22": "021",
+        "25": "00",
+        "26": "12",
+        "52": pin_block(),
+        "53": "2600000000000000",
+    }
+    sign_on = {
+        **_base("0800", "000001", "080000"),
+        "60": F60("00", BATCH, "003").encode(),
+        "63": OPERATOR,
+    }
     echo = {**_base("0820", "000002", "080500"), "60": F60("00", BATCH, "301").encode()}
-    balance = {**_base("0200", "000003", "090000"), "3": "310000", **card_present,
-               "49": CURRENCY, "60": F60("01", BATCH).encode()}
-    purchase = {**_base("0200", "000004"), "3": "000000", "4": "000000012345", **card_present,
-                "49": CURRENCY, "60": F60("22", BATCH).encode()}
-    void = {**_base("0200", "000005", "143500"), "3": "200000", "4": "000000012345",
-            "25": "00", "37": "250300000004", "38": "483920", "49": CURRENCY,
-            "60": F60("23", BATCH).encode(), "61": F61(BATCH, "000004", DATE).encode()}
-    refund = {**_base("0220", "000006", "160000"), "3": "200000", "4": "000000005000",
-              "35": TRACK2, "22": "022", "25": "00", "37": "250300000002", "49": CURRENCY,
-              "60": F60("25", BATCH).encode(), "61": F61(BATCH, "000002", "0314").encode()}
-    reversal = {"t": "0400", "3": "000000", "4": "000000008800", "11": "000007",
-                "13": DATE, "22": "021", "25": "00", "39": "98", "41": TID, "42": MID,
-                "49": CURRENCY, "60": F60("22", BATCH).encode()}
+    balance = {
+        **_base("0200", "000003", "090000"),
+        "3": "310000",
+        **card_present,
+        "49": CURRENCY,
+        "60": F60("01", BATCH).encode(),
+    }
+    purchase = {
+        **_base("0200", "000004"),
+        "3": "000000",
+        "4": "000000012345",
+        **card_present,
+        "49": CURRENCY,
+        "60": F60("22", BATCH).encode(),
+    }
+    void = {
+        **_base("0200", "000005", "143500"),
+        "3": "200000",
+        "4": "000000012345",
+        "25": "00",
+        "37": "250300000004",
+        "38": "483920",
+        "49": CURRENCY,
+        "60": F60("23", BATCH).encode(),
+        "61": F61(BATCH, "000004", DATE).encode(),
+    }
+    refund = {
+        **_base("0220", "000006", "160000"),
+        "3": "200000",
+        "4": "000000005000",
+        "35": TRACK2,
+        "22": "022",
+        "25": "00",
+        "37": "250300000002",
+        "49": CURRENCY,
+        "60": F60("25", BATCH).encode(),
+        "61": F61(BATCH, "000002", "0314").encode(),
+    }
+    reversal = {
+        "t": "0400",
+        "3": "000000",
+        "4": "000000008800",
+        "11": "000007",
+        "13": DATE,
+        "22": "021",
+        "25": "00",
+        "39": "98",
+        "41": TID,
+        "42": MID,
+        "49": CURRENCY,
+        "60": F60("22", BATCH).encode(),
+    }
     totals = SettlementTotals(TotalsGroup(20000, 1, 5000, 1), TotalsGroup())
-    settle = {**_base("0500", "000008", "220000"), "48": totals.encode(), "49": CURRENCY,
-              "60": F60("00", BATCH, "201").encode(), "63": OPERATOR}
-    upload = {"t": "0320", "4": "000000020000", "11": "000002", "13": "0314",
-              "37": "250300000002", "41": TID, "42": MID,
-              "60": F60("22", BATCH, "201").encode()}
-    upload_end = {**_base("0320", "000009", "220100"), "48": "0002",
-                  "60": F60("00", BATCH, "202").encode()}
+    settle = {
+        **_base("0500", "000008", "220000"),
+        "48": totals.encode(),
+        "49": CURRENCY,
+        "60": F60("00", BATCH, "201").encode(),
+        "63": OPERATOR,
+    }
+    upload = {
+        "t": "0320",
+        "4": "000000020000",
+        "11": "000002",
+        "13": "0314",
+        "37": "250300000002",
+        "41": TID,
+        "42": MID,
+        "60": F60("22", BATCH, "201").encode(),
+    }
+    upload_end = {
+        **_base("0320", "000009", "220100"),
+        "48": "0002",
+        "60": F60("00", BATCH, "202").encode(),
+    }
     return [
-        Example("0800 sign-on request",
-                "Operator 01 signs on; asks for new working keys. MACed under the TMK's "
-                "sign-on variant, which proves the terminal holds the TMK.",
-                sign_on, maced=False, signon_mac=True),
-        Example("0810 sign-on response",
-                "Working keys in field 62 (TPK and TAK under the TMK, each with its KCV).",
-                _answer(sign_on, "00", **{"32": ACQUIRER_ID,
-                                                          "37": "250300000001",
-                                                          "62": field62()}),
-                maced=False, response=True),
+        Example(
+            "0800 sign-on request",
+            "Operator 01 signs on; asks for new working keys. MACed under the TMK's "
+            "sign-on variant, which proves the terminal holds the TMK.",
+            sign_on,
+            maced=False,
+            signon_mac=True,
+        ),
+        Example(
+            "0810 sign-on response",
+            "Working keys in field 62 (TPK and TAK under the TMK, each with its KCV).",
+            _answer(sign_on, "00", **{"32": ACQUIRER_ID, "37": "250300000001", "62": field62()}),
+            maced=False,
+            response=True,
+        ),
         Example("0820 echo test request", "Link check; no MAC.", echo, maced=False),
-        Example("0830 echo test response", "", _answer(echo, "00"), maced=False,
-                response=True),
-        Example("0200 balance inquiry request", "Swiped card, PIN entered.", balance,
-                maced=True),
-        Example("0210 balance inquiry response", "Available balance in field 54.",
-                _answer(balance, "00", **{"15": DATE, "32": ACQUIRER_ID, "37": "250300000003",
-                                          "54": "1001156C000010000000"}),
-                maced=True, response=True),
-        Example("0200 purchase request", "123.45 CNY, swiped card, PIN entered.", purchase,
-                maced=True),
-        Example("0210 purchase response", "Approved: RRN in 37, authorization code in 38.",
-                _answer(purchase, "00", **{"15": DATE, "32": ACQUIRER_ID,
-                                           "37": "250300000004", "38": "483920"}),
-                maced=True, response=True),
-        Example("0200 void request",
-                "Voids the purchase above (trace 000004, RRN 250300000004, auth code "
-                "483920) in the same batch; the void has its own trace 000005.",
-                void, maced=True),
-        Example("0220 refund request",
-                "Partial refund of 50.00 of an earlier 200.00 purchase (trace 000002 of 03-14, "
-                "RRN 250300000002); the card is presented again, no PIN.",
-                refund, maced=True),
-        Example("0400 reversal request",
-                "Reverses a purchase of 88.00 (trace 000007) that got no answer in time "
-                "(39 = 98). Field 11 is the original trace. A repeat goes out as 0401 with "
-                "otherwise identical content.",
-                reversal, maced=True),
-        Example("0500 settlement request",
-                "Terminal totals of batch 000001: 1 sale of 200.00 and 1 refund of 50.00 "
-                "(the voided and the reversed purchases do not count), no foreign cards.",
-                settle, maced=True),
-        Example("0510 settlement response", "Host totals agree: result 1 (balanced).",
-                _answer(settle, "00", **{"15": DATE,
-                                         "48": totals.encode(SettleResult.BALANCED)}),
-                maced=True, response=True),
-        Example("0320 batch upload advice",
-                "Sent after a 0510 with result 2: one advice per transaction the terminal holds as "
-                "approved (here the 200.00 purchase; 11, 13, 37 are the original's).",
-                upload, maced=True),
-        Example("0320 batch upload end", "Closes the upload: 48 = 0002 advices were sent.",
-                upload_end, maced=True),
-        Example("0330 batch upload end response", "Final totals, result 1.",
-                _answer(upload_end, "00", **{"48": totals.encode(SettleResult.BALANCED)}),
-                maced=True, response=True),
+        Example("0830 echo test response", "", _answer(echo, "00"), maced=False, response=True),
+        Example("0200 balance inquiry request", "Swiped card, PIN entered.", balance, maced=True),
+        Example(
+            "0210 balance inquiry response",
+            "Available balance in field 54.",
+            _answer(
+                balance,
+                "00",
+                **{
+                    "15": DATE,
+                    "32": ACQUIRER_ID,
+                    "37": "250300000003",
+                    "54": "1001156C000010000000",
+                },
+            ),
+            maced=True,
+            response=True,
+        ),
+        Example(
+            "0200 purchase request", "123.45 CNY, swiped card, PIN entered.", purchase, maced=True
+        ),
+        Example(
+            "0210 purchase response",
+            "Approved: RRN in 37, authorization code in 38.",
+            _answer(
+                purchase,
+                "00",
+                **{"15": DATE, "32": ACQUIRER_ID, "37": "250300000004", "38": "483920"},
+            ),
+            maced=True,
+            response=True,
+        ),
+        Example(
+            "0200 void request",
+            "Voids the purchase above (trace 000004, RRN 250300000004, auth code "
+            "483920) in the same batch; the void has its own trace 000005.",
+            void,
+            maced=True,
+        ),
+        Example(
+            "0220 refund request",
+            "Partial refund of 50.00 of an earlier 200.00 purchase (trace 000002 of 03-14, "
+            "RRN 250300000002); the card is presented again, no PIN.",
+            refund,
+            maced=True,
+        ),
+        Example(
+            "0400 reversal request",
+            "Reverses a purchase of 88.00 (trace 000007) that got no answer in time "
+            "(39 = 98). Field 11 is the original trace. A repeat goes out as 0401 with "
+            "otherwise identical content.",
+            reversal,
+            maced=True,
+        ),
+        Example(
+            "0500 settlement request",
+            "Terminal totals of batch 000001: 1 sale of 200.00 and 1 refund of 50.00 "
+            "(the voided and the reversed purchases do not count), no foreign cards.",
+            settle,
+            maced=True,
+        ),
+        Example(
+            "0510 settlement response",
+            "Host totals agree: result 1 (balanced).",
+            _answer(settle, "00", **{"15": DATE, "48": totals.encode(SettleResult.BALANCED)}),
+            maced=True,
+            response=True,
+        ),
+        Example(
+            "0320 batch upload advice",
+            "Sent after a 0510 with result 2: one advice per transaction the terminal holds as "
+            "approved (here the 200.00 purchase; 11, 13, 37 are the original's).",
+            upload,
+            maced=True,
+        ),
+        Example(
+            "0320 batch upload end",
+            "Closes the upload: 48 = 0002 advices were sent.",
+            upload_end,
+            maced=True,
+        ),
+        Example(
+            "0330 batch upload end response",
+            "Final totals, result 1.",
+            _answer(upload_end, "00", **{"48": totals.encode(SettleResult.BALANCED)}),
+            maced=True,
+            response=True,
+        ),
     ]
 
 
@@ -261,15 +387,20 @@ def _entry(value: str) -> str:
 
 def _f60(value: str) -> list[str]:
     f60 = F60.decode(value)
-    return [f"60.1 type {f60.type_code} ({TYPE_NAMES.get(f60.type_code, '?')})",
-            f"60.2 batch {f60.batch_no}",
-            f"60.3 network code {f60.net_code} ({NET_NAMES.get(f60.net_code, '?')})"]
+    return [
+        f"60.1 type {f60.type_code} ({TYPE_NAMES.get(f60.type_code, '?')})",
+        f"60.2 batch {f60.batch_no}",
+        f"60.3 network code {f60.net_code} ({NET_NAMES.get(f60.net_code, '?')})",
+    ]
 
 
 def _f61(value: str) -> list[str]:
     f61 = F61.decode(value)
-    return [f"61.1 original batch {f61.batch_no}", f"61.2 original trace {f61.stan}",
-            f"61.3 original date {f61.date_mmdd}"]
+    return [
+        f"61.1 original batch {f61.batch_no}",
+        f"61.2 original trace {f61.stan}",
+        f"61.3 original date {f61.date_mmdd}",
+    ]
 
 
 def _f48(value: str, fields: Fields) -> list[str]:
@@ -277,24 +408,34 @@ def _f48(value: str, fields: Fields) -> list[str]:
         return [f"{int(value)} batch upload advices sent"]
     totals, result = SettlementTotals.decode(value)
     lines = []
-    for name, group in (("domestic (UnionPay)", totals.domestic),
-                        ("foreign cards", totals.foreign)):
-        lines.append(f"{name}: sales {group.debit_count} = {_amount(f'{group.debit_amount_minor}')}"
-                     f", refunds {group.credit_count} = "
-                     f"{_amount(f'{group.credit_amount_minor}')}")
+    for name, group in (
+        ("domestic (UnionPay)", totals.domestic),
+        ("foreign cards", totals.foreign),
+    ):
+        lines.append(
+            f"{name}: sales {group.debit_count} = {_amount(f'{group.debit_amount_minor}')}"
+            f", refunds {group.credit_count} = "
+            f"{_amount(f'{group.credit_amount_minor}')}"
+        )
     names = {"0": "0 (request)", "1": "1 balanced", "2": "2 not balanced", "3": "3 error"}
     lines.append(f"result digit (position 31 and 62): {names[result.value]}")
     return lines
 
 
 def _f62(value: str, fields: Fields) -> list[str]:
-    return [f"TPK under TMK {value[0:32]}", f"TPK KCV {value[32:40]}",
-            f"TAK under TMK {value[40:72]}", f"TAK KCV {value[72:80]}"]
+    return [
+        f"TPK under TMK {value[0:32]}",
+        f"TPK KCV {value[32:40]}",
+        f"TAK under TMK {value[40:72]}",
+        f"TAK KCV {value[72:80]}",
+    ]
 
 
 def _f54(value: str, fields: Fields) -> list[str]:
-    return [f"account type {value[0:2]}, amount type {value[2:4]} (available), "
-            f"currency {value[4:7]}, sign {value[7]}, amount {_amount(str(parse_f54(value)))}"]
+    return [
+        f"account type {value[0:2]}, amount type {value[2:4]} (available), "
+        f"currency {value[4:7]}, sign {value[7]}, amount {_amount(str(parse_f54(value)))}"
+    ]
 
 
 Annotator = Callable[[str, Fields], list[str]]
@@ -311,13 +452,20 @@ ANNOTATE: dict[str, Annotator] = {
     "25": lambda v, f: [f"{v}: {CONDITION_NAMES.get(v, '?')}"],
     "26": lambda v, f: [f"{v}: PIN pad accepts up to {int(v)} digits"],
     "32": lambda v, f: [v],
-    "35": lambda v, f: [f"PAN {v.split('D')[0]}, separator D, expiry {v.split('D')[1][:4]}, "
-                        f"service code {v.split('D')[1][4:7]}, discretionary data"],
+    "35": lambda v, f: [
+        f"PAN {v.split('D')[0]}, separator D, expiry {v.split('D')[1][:4]}, "
+        f"service code {v.split('D')[1][4:7]}, discretionary data"
+    ],
     "37": lambda v, f: [repr(v)],
     "38": lambda v, f: [repr(v)],
-    "39": lambda v, f: [f"{v!r}: " + (REVERSAL_REASONS.get(v, "?") + " (reversal reason)"
-                                      if f["t"] in ("0400", "0401")
-                                      else describe(v).en)],
+    "39": lambda v, f: [
+        f"{v!r}: "
+        + (
+            REVERSAL_REASONS.get(v, "?") + " (reversal reason)"
+            if f["t"] in ("0400", "0401")
+            else describe(v).en
+        )
+    ],
     "41": lambda v, f: [repr(v)],
     "42": lambda v, f: [repr(v)],
     "44": lambda v, f: [repr(v)],
@@ -369,8 +517,11 @@ def dump(example: Example) -> str:
 
     out = Dump()
     out.part(frame[:2], "length", [f"{len(frame) - 2} bytes follow (TPDU + header + message)"])
-    out.part(frame[2:7], "TPDU", [f"id 60, destination NII {tpdu.dest_nii:04X}, "
-                                  f"source NII {tpdu.src_nii:04X}"])
+    out.part(
+        frame[2:7],
+        "TPDU",
+        [f"id 60, destination NII {tpdu.dest_nii:04X}, source NII {tpdu.src_nii:04X}"],
+    )
     out.part(frame[7:13], "header", ["application header of the sandbox profile"])
     message_start = out.offset
     mti = decoded["t"]
@@ -388,9 +539,11 @@ def dump(example: Example) -> str:
         if key == "64":
             start, end = message_start, out.offset
             key_name = "the TMK's sign-on variant" if example.signon_mac else "the TAK"
-            meaning = [f"{name}: X9.19 retail MAC under {key_name} over offsets "
-                       f"{start:04X}..{end - 1:04X} ({end - start} bytes, MTI to end of "
-                       f"field {bits[-2]})"]
+            meaning = [
+                f"{name}: X9.19 retail MAC under {key_name} over offsets "
+                f"{start:04X}..{end - 1:04X} ({end - start} bytes, MTI to end of "
+                f"field {bits[-2]})"
+            ]
         else:
             meaning = [name, *ANNOTATE.get(key, lambda v, f: [v])(value, fields)]
             if len(meaning) == 2:
@@ -406,16 +559,19 @@ def dump(example: Example) -> str:
 
 
 def main() -> None:
-    print("<!-- Generated by `.venv/bin/python scripts/protocol_dumps.py`; do not edit by hand."
-          " -->")
+    print(
+        "<!-- Generated by `.venv/bin/python scripts/protocol_dumps.py`; do not edit by hand. -->"
+    )
     print()
-    print(f"Example values: TID `{TID}`, MID `{MID}`, test card PAN `{PAN}` (Luhn-valid), "
-          f"expiry {EXPIRY}, PIN `{PIN}`, batch {BATCH}, date {DATE}. Test keys (hex): "
-          f"TMK `{TMK.hex().upper()}`, TPK `{TPK.hex().upper()}`, "
-          f"TAK `{TAK.hex().upper()}`. Requests go from NII 0000 to NII 0001; responses swap "
-          "them. Field 64 is the X9.19 MAC under the TAK (sandbox profile); in the sign-on "
-          "request, under the TMK's sign-on variant (TMK with key variant 8: "
-          f"`{SIGNON_KEY.hex().upper()}`).")
+    print(
+        f"Example values: TID `{TID}`, MID `{MID}`, test card PAN `{PAN}` (Luhn-valid), "
+        f"expiry {EXPIRY}, PIN `{PIN}`, batch {BATCH}, date {DATE}. Test keys (hex): "
+        f"TMK `{TMK.hex().upper()}`, TPK `{TPK.hex().upper()}`, "
+        f"TAK `{TAK.hex().upper()}`. Requests go from NII 0000 to NII 0001; responses swap "
+        "them. Field 64 is the X9.19 MAC under the TAK (sandbox profile); in the sign-on "
+        "request, under the TMK's sign-on variant (TMK with key variant 8: "
+        f"`{SIGNON_KEY.hex().upper()}`)."
+    )
     print()
     for example in examples():
         print(dump(example))

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh dev
 scripts/ensure-postgres.sh
 
-echo "== ruff"; .venv/bin/ruff check smartpos tests scripts
+echo "== ruff"; .venv/bin/ruff check smartpos tests scripts && .venv/bin/ruff format --check smartpos tests scripts
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"
 set +e

@@ -67,9 +67,7 @@ class ScrubFilter(logging.Filter):
         return True
 
 
-def setup_logging(
-    level: int = logging.INFO, fmt: str = "%(asctime)s %(name)s %(message)s"
-) -> None:
+def setup_logging(level: int = logging.INFO, fmt: str = "%(asctime)s %(name)s %(message)s") -> None:
     """Configure the root logger (stderr) with the scrubbing filter on every handler; a
     second call only changes the level."""
     logging.basicConfig(level=level, format=fmt)

@@ -155,6 +155,7 @@ def test_sign_on_needs_proof_of_the_tmk(tmp_path: Path) -> None:
     """Anyone who knows a TID and MID could otherwise make the host rotate that terminal's
     keys. A sign-on without a MAC, or MACed under anything but the TMK's sign-on variant, is
     answered A0 and leaves the keys as they were; the terminal's own sign-on works."""
+
     async def go() -> None:
         async with running_sandbox(tmp_path, tls=False) as sb:
             t = sb.terminal(profile=sb.profile)

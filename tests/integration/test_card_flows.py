@@ -386,6 +386,7 @@ def test_after_a0_the_terminal_signs_on_again_by_itself(tmp_path: Path) -> None:
     """The host rotated the terminal's keys behind its back (as after a sign-on from a
     replaced terminal): the next sale is answered A0 with nothing charged, the terminal signs
     on again by itself, and the sale after that is approved."""
+
     async def go() -> None:
         async with running_sandbox(tmp_path) as sb:
             t = await signed_on(sb)
@@ -419,6 +420,7 @@ def test_chip_sale_end_to_end_and_a_refused_arpc_is_reversed(
     """Chip entry through the terminal engine: ARQC from the simulated chip, checked by the
     host, ARPC checked by the card; the counter moves on with each sale. When the card
     refuses the issuer's answer, the approved sale is reversed and nothing stays charged."""
+
     async def go() -> None:
         async with running_sandbox(tmp_path) as sb:
             t = await signed_on(sb)

@@ -107,9 +107,7 @@ def test_six_digit_pins_verify(hsm: SoftHsm, terminal: Terminal) -> None:
 
 
 @pytest.mark.parametrize("pin", ["123", "1234567890123", "12a4"])
-def test_issue_pin_needs_4_to_12_digits(
-    hsm: SoftHsm, card: tuple[bytes, str], pin: str
-) -> None:
+def test_issue_pin_needs_4_to_12_digits(hsm: SoftHsm, card: tuple[bytes, str], pin: str) -> None:
     with pytest.raises(PinError):
         hsm.issue_pin(card[0], PAN, pin)
 

@@ -81,8 +81,16 @@ def test_ascii_codepage_sends_only_ascii() -> None:
     data = receipt_bytes(receipt, width=48, codepage="ascii")
     assert max(data) < 0x80
     assert FS_CHINESE_ON not in data
-    for english in (b"POS SALES SLIP", b"MERCHANT COPY", b"MERCHANT NAME:", b"UnionPay",
-                    b"SALE", b"REPRINT", b"ORIG TRACE 000012", b"CARDHOLDER SIGNATURE:"):
+    for english in (
+        b"POS SALES SLIP",
+        b"MERCHANT COPY",
+        b"MERCHANT NAME:",
+        b"UnionPay",
+        b"SALE",
+        b"REPRINT",
+        b"ORIG TRACE 000012",
+        b"CARDHOLDER SIGNATURE:",
+    ):
         assert english in data, english
     assert b"?" not in data  # stripped, not replaced with garbage
 
