@@ -397,6 +397,17 @@ def terminal_sale(
         bool,
         typer.Option("--chip", help="read the card by its (simulated) chip: ARQC and ARPC"),
     ] = False,
+    tap: Annotated[
+        bool,
+        typer.Option(
+            "--tap",
+            help="contactless (QuickPass): ARQC; no PIN up to the profile's no-CVM limit",
+        ),
+    ] = False,
+    fallback: Annotated[
+        bool,
+        typer.Option("--fallback", help="swipe a chip card whose chip cannot be read"),
+    ] = False,
     print_receipt: Annotated[bool, typer.Option("--print", help="print the receipts")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -405,7 +416,10 @@ def terminal_sale(
 
     minor = _amount(amount, as_json)
     result = _terminal_call(
-        lambda t: t.sale(minor, card_or_error(card, expiry, chip=chip), pin), as_json
+        lambda t: t.sale(
+            minor, card_or_error(card, expiry, chip=chip, tap=tap, fallback=fallback), pin
+        ),
+        as_json,
     )
     _show(result, as_json, print_receipt)
 
@@ -488,7 +502,7 @@ def demo(
     port: Annotated[int | None, typer.Option(help="host port (default 8583)")] = None,
 ) -> None:
     """Run the sandbox host with a provisioned, signed-on demo terminal and test cards."""
-    from smartpos.host.testcards import CATALOGUE
+    from smartpos.host.testcards import CATALOGUE, by_label_prefix
     from smartpos.terminal.setup import open_terminal, open_terminal_db, provision
 
     settings = load_settings()
@@ -518,13 +532,17 @@ def demo(
         )
         console.print(f"data directory: {settings.home}")
         exe = sys.argv[0] if sys.argv[0].endswith("smartpos") else "smartpos"
-        good, poor = CATALOGUE[0], CATALOGUE[5]
+        good, poor = CATALOGUE[0], by_label_prefix("UnionPay debit, balance")
+        chip_card = by_label_prefix("UnionPay debit, chip card")
         console.print("\nIn another shell, try:")
         for line in (
             f"{exe} terminal sale --amount 12.34 --card {good.pan} --pin 123456",
             f"{exe} terminal sale --amount 88.00 --card '{good.track2}' --pin 123456 --print",
             f"{exe} terminal sale --amount 50.00 --card {poor.pan} --pin 123456   # 51",
             f"{exe} terminal sale --amount 20.00 --card {good.pan} --pin 123456 --chip",
+            f"{exe} terminal sale --amount 36.00 --card {good.pan} --tap   # no PIN up to 1,000.00",
+            f"{exe} terminal sale --amount 9.90 --card '{chip_card.track2}' --pin 123456"
+            " --fallback",
             f"{exe} terminal balance --card {good.pan} --pin 123456",
             f"{exe} terminal void --stan <trace of a sale>",
             f"{exe} terminal refund --rrn <RRN of a sale> --amount 5.00 --card {good.pan}",

@@ -221,3 +221,33 @@ def test_cli_chip_sale(home: Path, host: int) -> None:
         sale = js(cli(home, "terminal", "sale", *args))
         assert (sale["result"], sale["entry_mode"]) == ("approved", "chip"), sale
         assert sale["icc"]["ATC"] == atc and len(sale["icc"]["ARQC"]) == 16, sale
+
+
+def test_cli_tap_and_fallback(home: Path, host: int) -> None:
+    assert js(cli(home, "terminal", "signon", "--json"))["result"] == "approved"
+    tap = js(
+        cli(home, "terminal", "sale", "--amount", "88.00", "--card", GOOD.pan, "--tap", "--json")
+    )
+    assert (tap["result"], tap["entry_mode"], tap["pin_verified"]) == (
+        "approved",
+        "contactless",
+        False,
+    ), tap
+    chip_card = next(c for c in CATALOGUE if c.service_code.startswith("2"))
+    swiped = cli(
+        home,
+        "terminal",
+        "sale",
+        "--amount",
+        "5",
+        "--card",
+        chip_card.track2,
+        "--pin",
+        "123456",
+        "--json",
+        ok=False,
+    )
+    assert swiped.returncode != 0 and "insert or tap" in js(swiped)["message"], swiped
+    args = ["--card", chip_card.track2, "--pin", "123456", "--fallback", "--json"]
+    fallback = js(cli(home, "terminal", "sale", "--amount", "5", *args))
+    assert (fallback["result"], fallback["entry_mode"]) == ("approved", "fallback"), fallback

@@ -124,7 +124,11 @@ class RemoteWriter:
             "k": ctx.kind.value,
             "f": ctx.fields,
             "fp": ctx.fingerprint,
-            "c": None if card is None else [card.pan, card.expiry, card.token, card.error],
+            "c": (
+                None
+                if card is None
+                else [card.pan, card.expiry, card.token, card.error, card.chip_card]
+            ),
         }
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[rid] = (ctx, fut)

@@ -41,6 +41,7 @@ class CardRead:
     expiry: str | None
     token: str | None
     error: str | None  # why the card data did not parse (answered 14)
+    chip_card: bool = False  # track 2's service code says the card has a chip (2xx, 6xx)
 
 
 @dataclass

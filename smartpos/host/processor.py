@@ -28,6 +28,7 @@ from smartpos.protocol.codec import Fields, MessageError
 from smartpos.protocol.messages import (
     ENTRY_CHIP,
     ENTRY_CONTACTLESS,
+    ENTRY_SWIPE,
     F60,
     F61,
     NET_BATCH_UPLOAD_END,
@@ -107,6 +108,9 @@ _ECHO_FIELDS = ("3", "4", "11", "12", "13", "25", "41", "42", "49", "60")
 @dataclass(frozen=True)
 class Limits:
     single_txn_max_minor: int = 5_000_000  # 50,000.00 per card transaction
+    # Contactless purchases up to this amount may come without a PIN (QuickPass no-CVM),
+    # whatever the card's PIN rule; the acquirer profile's limit, as the terminals have it.
+    contactless_no_cvm_minor: int = 100_000
     currency_numeric: str = "156"
 
 
@@ -161,17 +165,19 @@ class Processor:
 
     def _read_card(self, f: Fields) -> CardRead:
         expiry: str | None
+        chip_card = False
         try:
             if f.get("35"):
                 track = parse_track2(f["35"])
                 pan, expiry = track.pan, track.expiry
+                chip_card = track.service_code.chip_capable
             elif f.get("2"):
                 pan, expiry = normalize_pan(f["2"]), f.get("14")
             else:
                 return CardRead(None, None, None, None)
         except CardError as exc:
             return CardRead(None, None, None, str(exc))
-        return CardRead(pan, expiry, self.tokenizer.token(pan), None)
+        return CardRead(pan, expiry, self.tokenizer.token(pan), None, chip_card)
 
     def _card_read(self, ctx: Context) -> CardRead:
         if ctx.card_read is None:
@@ -278,7 +284,12 @@ class Processor:
             expiry and expiry_passed(expiry, date.today())
         ):
             raise Decline("54", "expired")
-        if ctx.fields.get("22", "")[:2] in (ENTRY_CHIP, ENTRY_CONTACTLESS):
+        entry = ctx.fields.get("22", "")[:2]
+        if entry == ENTRY_SWIPE and read.chip_card:
+            # A chip card's magnetic stripe is only for when its chip cannot be read, and the
+            # terminal says so (entry mode 80, fallback).
+            raise Decline("45", "chip card swiped without fallback")
+        if entry in (ENTRY_CHIP, ENTRY_CONTACTLESS):
             self._chip(conn, ctx)
 
     def _chip(self, conn: Connection, ctx: Context) -> None:
@@ -306,7 +317,7 @@ class Processor:
     def _pin(self, conn: Connection, ctx: Context) -> None:
         card, f = ctx.card, ctx.fields
         if not f.get("52"):
-            if card.pin_required:
+            if card.pin_required and not self._no_cvm(ctx):
                 raise Decline("55", "PIN required")
             return
         if card.pin_tries >= PIN_TRIES_MAX:
@@ -328,6 +339,15 @@ class Processor:
             Raw.of(conn).run(_UPD_PIN_TRIES, (tries, card.token))
         if verdict == PinCheck.WRONG:
             raise Decline("75" if tries >= PIN_TRIES_MAX else "55", "wrong PIN")
+
+    def _no_cvm(self, ctx: Context) -> bool:
+        """A contactless purchase within the no-CVM limit: no PIN needed."""
+        f = ctx.fields
+        return (
+            ctx.kind == TxnType.PURCHASE
+            and f.get("22", "")[:2] == ENTRY_CONTACTLESS
+            and int(f.get("4") or 0) <= self.limits.contactless_no_cvm_minor
+        )
 
     def _risk(self, ctx: Context) -> None:
         f = ctx.fields

@@ -61,6 +61,12 @@ CATALOGUE: tuple[TestCard, ...] = (
     ),
     TestCard("222100000000000", "Mastercard 2-series debit", "approved (00)"),
     TestCard(
+        "621234000000020",
+        "UnionPay debit, chip card (service code 201)",
+        "swiped: use the chip (45); inserted, tapped or fallback swipe: approved (00)",
+        service_code="201",
+    ),
+    TestCard(
         "621234000000051",
         "UnionPay debit, balance 10.00",
         "insufficient funds (51) above 10.00",

@@ -31,6 +31,7 @@ _TABLE = [
     ResponseCode("40", "Function not supported", "请求的功能尚不支持"),
     ResponseCode("41", "Lost card", "挂失卡"),
     ResponseCode("43", "Stolen card", "被窃卡"),
+    ResponseCode("45", "Chip card swiped: insert or tap the card", "请使用芯片"),
     ResponseCode("51", "Insufficient funds", "余额不足"),
     ResponseCode("54", "Expired card", "过期卡"),
     ResponseCode("55", "Incorrect PIN", "密码错误"),

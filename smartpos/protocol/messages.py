@@ -50,11 +50,14 @@ ENTRY_MANUAL = "01"
 ENTRY_SWIPE = "02"
 ENTRY_CHIP = "05"
 ENTRY_CONTACTLESS = "07"
+# The chip could not be read, so a chip card was swiped (ISO 8583 / Visa convention).
+ENTRY_FALLBACK = "80"
 ENTRY_NAMES = {
     ENTRY_MANUAL: "manual",
     ENTRY_SWIPE: "swipe",
     ENTRY_CHIP: "chip",
     ENTRY_CONTACTLESS: "contactless",
+    ENTRY_FALLBACK: "fallback",
 }
 
 

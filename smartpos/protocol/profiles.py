@@ -33,6 +33,9 @@ class AcquirerProfile:
     reversal_backoff_ms: int = 500
     # TLS on the link (real acquirers: always; a plain local bench may turn it off).
     tls: bool = True
+    # Contactless (QuickPass) sales up to this amount need no PIN and no signature
+    # (UnionPay's small-amount no-PIN/no-signature service, 小额免密免签: CNY 1,000.00).
+    contactless_no_cvm_limit_minor: int = 100_000
 
     @property
     def header_len(self) -> int:

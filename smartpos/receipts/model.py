@@ -67,7 +67,13 @@ _KIND_LABELS: dict[TxnKind, tuple[str, str]] = {
 
 # Entry mode → the one-letter marker printed after the card number on CUP slips.
 ICC_FIELDS = frozenset({"ARQC", "ATC", "TVR"})
-ENTRY_MARKERS: dict[str, str] = {"swipe": "S", "chip": "I", "contactless": "C", "manual": "M"}
+ENTRY_MARKERS: dict[str, str] = {
+    "swipe": "S",
+    "chip": "I",
+    "contactless": "C",
+    "manual": "M",
+    "fallback": "F",  # a chip card swiped because its chip could not be read
+}
 
 # Up to 6 leading digits, at least one mask character, up to 4 trailing digits — nothing else.
 # Separators (space, hyphen) are ignored so "6222 02** **** 1234" is accepted as well.
@@ -135,7 +141,7 @@ class Receipt:
 
     @property
     def entry_marker(self) -> str:
-        """``S`` swipe, ``I`` chip, ``C`` contactless, ``M`` manual."""
+        """``S`` swipe, ``I`` chip, ``C`` contactless, ``M`` manual, ``F`` fallback swipe."""
         return ENTRY_MARKERS[self.entry_mode]
 
     @property
@@ -145,7 +151,18 @@ class Receipt:
         return Money(-magnitude if self.kind.is_credit else magnitude, self.amount.currency)
 
     @property
+    def no_cvm(self) -> bool:
+        """A contactless sale without PIN: the terminal only allows one within the no-CVM
+        limit (QuickPass small amount: no PIN, no signature)."""
+        return (
+            self.kind is TxnKind.SALE and self.entry_mode == "contactless" and not self.pin_verified
+        )
+
+    @property
     def needs_signature(self) -> bool:
-        """A signature line is printed only on the merchant copy of a money-moving, non-PIN txn."""
+        """A signature line is printed only on the merchant copy of a money-moving, non-PIN
+        txn, and not for a no-CVM contactless sale."""
         money_moved = self.kind is not TxnKind.BALANCE
-        return self.copy is Copy.MERCHANT and not self.pin_verified and money_moved
+        return (
+            self.copy is Copy.MERCHANT and not self.pin_verified and money_moved and not self.no_cvm
+        )

@@ -65,6 +65,7 @@ ICC_LABELS = {
 _TITLE = ("POS签购单", "POS SALES SLIP")
 _REPRINT = ("重打印", "REPRINT")
 _PIN_VERIFIED = ("密码验证 免签名", "PIN VERIFIED - NO SIGNATURE REQUIRED")
+_NO_CVM = ("小额免密免签", "NO PIN, NO SIGNATURE REQUIRED")
 _ACKNOWLEDGE = (
     "本人确认以上交易,同意将其记入本卡账户",
     "I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES",
@@ -227,6 +228,8 @@ def receipt_lines(receipt: Receipt, width: int = 32, ascii_only: bool = False) -
             out.blank()
             out.blank()
             out.rule()
+        elif receipt.no_cvm:
+            out.bilingual(*_NO_CVM)
         else:
             out.bilingual(*_PIN_VERIFIED)
         out.bilingual(*_ACKNOWLEDGE)

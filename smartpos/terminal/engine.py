@@ -36,6 +36,8 @@ from smartpos.protocol.codes import (
 )
 from smartpos.protocol.messages import (
     ENTRY_CHIP,
+    ENTRY_CONTACTLESS,
+    ENTRY_FALLBACK,
     ENTRY_MANUAL,
     ENTRY_NAMES,
     ENTRY_SWIPE,
@@ -92,21 +94,45 @@ class CardInput:
     expiry: str | None
     track2: str | None
     entry: str  # ENTRY_SWIPE | ENTRY_MANUAL | ...
+    chip_card: bool = False  # track 2's service code says the card has a chip
 
     def __repr__(self) -> str:
         return f"CardInput({mask_pan(self.pan)}, entry={ENTRY_NAMES.get(self.entry)})"
 
     @classmethod
-    def parse(cls, text: str, expiry: str | None = None, *, chip: bool = False) -> CardInput:
+    def parse(
+        cls,
+        text: str,
+        expiry: str | None = None,
+        *,
+        chip: bool = False,
+        tap: bool = False,
+        fallback: bool = False,
+    ) -> CardInput:
         """``text`` is a PAN (keyed entry) or ISO 7813 track 2 (``PAN=YYMM...``, swipe).
-        With ``chip``, the card is read by its chip (the sandbox's simulated chip): track 2
-        equivalent data as read from the chip, and an ARQC at the sale."""
+        With ``chip`` the card is read by its chip, with ``tap`` by contactless (the
+        sandbox's simulated chip either way: track 2 equivalent data, and an ARQC at the
+        sale). ``fallback``: a chip card's stripe swiped because its chip could not be read."""
+        if chip + tap + fallback > 1:
+            raise CardError("read the card one way: chip, tap or fallback swipe")
         raw = text.strip()
+        read = ENTRY_CHIP if chip else ENTRY_CONTACTLESS if tap else None
         if any(sep in raw for sep in "=Dd"):
             track = parse_track2(raw)
-            return cls(track.pan, track.expiry, track.encode(), ENTRY_CHIP if chip else ENTRY_SWIPE)
-        entry = ENTRY_CHIP if chip else ENTRY_MANUAL
+            chip_card = track.service_code.chip_capable
+            if fallback and not chip_card:
+                raise CardError("fallback is for chip cards (service code 2xx or 6xx)")
+            entry = read or (ENTRY_FALLBACK if fallback else ENTRY_SWIPE)
+            return cls(track.pan, track.expiry, track.encode(), entry, chip_card)
+        if fallback:
+            raise CardError("fallback means swiping the card: give its track 2")
+        entry = read or ENTRY_MANUAL
         return cls(normalize_pan(raw), parse_expiry(expiry) if expiry else None, None, entry)
+
+    @property
+    def reads_chip(self) -> bool:
+        """Read by chip or contactless: the sale carries the card's ARQC."""
+        return self.entry in (ENTRY_CHIP, ENTRY_CONTACTLESS)
 
 
 @dataclass
@@ -292,6 +318,11 @@ class Terminal:
     # -- card transactions -----------------------------------------------------------------
 
     def _card_fields(self, card: CardInput, pin: str | None) -> Fields:
+        if card.entry == ENTRY_SWIPE and card.chip_card:
+            raise TerminalError(
+                "chip card: insert or tap it (swipe it only when its chip cannot be read:"
+                " --fallback)"
+            )
         f: Fields = {"22": entry_mode(card.entry, pin is not None), "25": "00"}
         if card.track2:
             f["35"] = card.track2.replace("=", "D")
@@ -311,10 +342,19 @@ class Terminal:
         if amount_minor <= 0:
             raise TerminalError("amount must be above zero")
         Money.of(amount_minor, self.currency)
+        if card.entry == ENTRY_CONTACTLESS:
+            limit = self.profile.contactless_no_cvm_limit_minor
+            if amount_minor <= limit:
+                pin = None  # QuickPass small amount: no PIN asked, no signature
+            elif pin is None:
+                raise TerminalError(
+                    "PIN required: contactless sales above "
+                    f"{Money.of(limit, self.currency)} need the cardholder's PIN (--pin)"
+                )
         fields = self._card_fields(card, pin)
         fields.update({"3": PROC_PURCHASE, "4": f"{amount_minor:012d}"})
         icc = None
-        if card.entry == ENTRY_CHIP:
+        if card.reads_chip:
             icc = self._generate_arqc(card, amount_minor)
             fields["23"] = f"0{CHIP_PSN}"
             fields["55"] = encode_tlv(icc).hex().upper()
@@ -543,10 +583,17 @@ class Terminal:
         except MessageError as exc:
             reason = exc.response_code if exc.response_code == REVERSAL_MAC_ERROR else "06"
             return await self._after_failure(result, jid, reason, str(exc))
-        # 3. A chip card checks the issuer's answer (tag 91) before it accepts an approval;
-        # if it refuses, the host's approval must be undone like an unanswered request.
+        # 3. An inserted chip card checks the issuer's answer (tag 91) before it accepts an
+        # approval; if it refuses, the host's approval must be undone like an unanswered
+        # request. (A tapped card has left the field by now: contactless ends online.)
         rc = resp.get("39", "")
-        if icc is not None and rc == "00" and not self._card_accepts(icc, card, resp):
+        chip_inserted = card is not None and card.entry == ENTRY_CHIP
+        if (
+            icc is not None
+            and chip_inserted
+            and rc == "00"
+            and not self._card_accepts(icc, card, resp)
+        ):
             return await self._after_failure(
                 result, jid, REVERSAL_OTHER, "the card refused the issuer's answer"
             )
@@ -958,8 +1005,15 @@ class Terminal:
         return len(rows), resp.get("48"), refused
 
 
-def card_or_error(text: str, expiry: str | None, *, chip: bool = False) -> CardInput:
+def card_or_error(
+    text: str,
+    expiry: str | None,
+    *,
+    chip: bool = False,
+    tap: bool = False,
+    fallback: bool = False,
+) -> CardInput:
     try:
-        return CardInput.parse(text, expiry, chip=chip)
+        return CardInput.parse(text, expiry, chip=chip, tap=tap, fallback=fallback)
     except CardError as exc:
         raise TerminalError(f"card not accepted: {exc}") from None

@@ -67,6 +67,6 @@ def print_result(settings: Settings, result: TxnResult, terminal: Terminal | Non
             tid=t.tid,
             mid=t.mid,
             timezone=settings.timezone,
-            pin_verified=result.entry_mode != "" and result.kind == "sale",
+            pin_verified=result.pin_verified,
         ),
     )

@@ -79,7 +79,7 @@ def test_naive_time_and_unknown_entry_mode_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         make_receipt(when=datetime(2024, 5, 1, 12, 0, 0))
     with pytest.raises(ValueError, match="entry_mode"):
-        make_receipt(entry_mode="fallback")
+        make_receipt(entry_mode="barcode")
 
 
 @pytest.mark.parametrize(

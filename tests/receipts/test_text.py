@@ -84,7 +84,8 @@ def test_void_and_refund_amounts_are_negative(kind: TxnKind) -> None:
 
 
 @pytest.mark.parametrize(
-    ("entry_mode", "marker"), [("swipe", "S"), ("contactless", "C"), ("manual", "M")]
+    ("entry_mode", "marker"),
+    [("swipe", "S"), ("contactless", "C"), ("manual", "M"), ("fallback", "F"), ("chip", "I")],
 )
 def test_entry_mode_marker(entry_mode: str, marker: str) -> None:
     assert f"622202******4426 /{marker}" in render_text(make_receipt(entry_mode=entry_mode))
@@ -104,6 +105,17 @@ def test_signature_only_on_unverified_merchant_copy() -> None:
         customer = render_text(make_receipt(copy=Copy.CUSTOMER, pin_verified=pin_verified))
         assert "持卡人存根 CARDHOLDER COPY" in customer
         assert "SIGNATURE" not in customer
+
+
+def test_no_pin_tap_needs_no_signature_but_its_void_does() -> None:
+    tap = render_text(make_receipt(entry_mode="contactless", pin_verified=False))
+    assert SIGNATURE not in tap and PIN_NOTICE not in tap
+    assert "小额免密免签 NO PIN, NO SIGNATURE REQUIRED" in " ".join(tap.split())
+    assert "622202******4426 /C" in tap
+    with_pin = render_text(make_receipt(entry_mode="contactless", pin_verified=True))
+    assert PIN_NOTICE in " ".join(with_pin.split()) and "免密" not in with_pin
+    void = render_text(make_receipt(entry_mode="contactless", kind=TxnKind.VOID))
+    assert SIGNATURE in void and "免密" not in void
 
 
 def test_balance_inquiry_prints_balance_without_signature() -> None:
