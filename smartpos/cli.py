@@ -330,6 +330,16 @@ def _show(result: Any, as_json: bool, print_receipt: bool = False) -> None:
 CardOpt = Annotated[str, typer.Option(help="PAN (keyed entry) or track 2 (swipe)")]
 PinOpt = Annotated[str | None, typer.Option(help="cardholder PIN (sent only as a PIN block)")]
 ExpiryOpt = Annotated[str | None, typer.Option(help="expiry YYMM (keyed entry)")]
+ChipOpt = Annotated[
+    bool, typer.Option("--chip", help="read the card by its (simulated) chip: ARQC and ARPC")
+]
+TapOpt = Annotated[
+    bool,
+    typer.Option("--tap", help="contactless (QuickPass): ARQC; no PIN up to the no-CVM limit"),
+]
+FallbackOpt = Annotated[
+    bool, typer.Option("--fallback", help="swipe a chip card whose chip cannot be read")
+]
 
 
 @terminal_app.command("provision")
@@ -393,21 +403,9 @@ def terminal_sale(
     card: CardOpt,
     expiry: ExpiryOpt = None,
     pin: PinOpt = None,
-    chip: Annotated[
-        bool,
-        typer.Option("--chip", help="read the card by its (simulated) chip: ARQC and ARPC"),
-    ] = False,
-    tap: Annotated[
-        bool,
-        typer.Option(
-            "--tap",
-            help="contactless (QuickPass): ARQC; no PIN up to the profile's no-CVM limit",
-        ),
-    ] = False,
-    fallback: Annotated[
-        bool,
-        typer.Option("--fallback", help="swipe a chip card whose chip cannot be read"),
-    ] = False,
+    chip: ChipOpt = False,
+    tap: TapOpt = False,
+    fallback: FallbackOpt = False,
     print_receipt: Annotated[bool, typer.Option("--print", help="print the receipts")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -426,12 +424,21 @@ def terminal_sale(
 
 @terminal_app.command("balance")
 def terminal_balance(
-    card: CardOpt, expiry: ExpiryOpt = None, pin: PinOpt = None, as_json: JsonOpt = False
+    card: CardOpt,
+    expiry: ExpiryOpt = None,
+    pin: PinOpt = None,
+    chip: ChipOpt = False,
+    tap: TapOpt = False,
+    fallback: FallbackOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Balance inquiry."""
-    from smartpos.terminal.engine import card_or_error
+    from smartpos.terminal.engine import CardInput, card_or_error
 
-    _show(_terminal_call(lambda t: t.balance(card_or_error(card, expiry), pin), as_json), as_json)
+    def read() -> CardInput:
+        return card_or_error(card, expiry, chip=chip, tap=tap, fallback=fallback)
+
+    _show(_terminal_call(lambda t: t.balance(read(), pin), as_json), as_json)
 
 
 @terminal_app.command("void")
@@ -455,15 +462,22 @@ def terminal_refund(
     amount: Annotated[str, typer.Option(help="amount to refund (partial allowed)")],
     card: CardOpt,
     expiry: ExpiryOpt = None,
+    chip: ChipOpt = False,
+    tap: TapOpt = False,
+    fallback: FallbackOpt = False,
     print_receipt: Annotated[bool, typer.Option("--print")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Refund (all or part of) an earlier sale to the same card."""
-    from smartpos.terminal.engine import card_or_error
+    from smartpos.terminal.engine import CardInput, card_or_error
 
     minor = _amount(amount, as_json)
+
+    def read() -> CardInput:
+        return card_or_error(card, expiry, chip=chip, tap=tap, fallback=fallback)
+
     _show(
-        _terminal_call(lambda t: t.refund(minor, card_or_error(card, expiry), rrn=rrn), as_json),
+        _terminal_call(lambda t: t.refund(minor, read(), rrn=rrn), as_json),
         as_json,
         print_receipt,
     )

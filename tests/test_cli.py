@@ -251,3 +251,20 @@ def test_cli_tap_and_fallback(home: Path, host: int) -> None:
     args = ["--card", chip_card.track2, "--pin", "123456", "--fallback", "--json"]
     fallback = js(cli(home, "terminal", "sale", "--amount", "5", *args))
     assert (fallback["result"], fallback["entry_mode"]) == ("approved", "fallback"), fallback
+    inquiry = js(
+        cli(
+            home,
+            "terminal",
+            "balance",
+            "--card",
+            chip_card.pan,
+            "--pin",
+            "123456",
+            "--tap",
+            "--json",
+        )
+    )
+    assert inquiry["result"] == "approved" and inquiry["balance_minor"] > 0, inquiry
+    args = ["--rrn", fallback["rrn"], "--amount", "5", "--card", chip_card.track2, "--chip"]
+    refund = js(cli(home, "terminal", "refund", *args, "--json"))
+    assert (refund["result"], refund["entry_mode"]) == ("approved", "chip"), refund

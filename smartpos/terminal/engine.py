@@ -362,7 +362,9 @@ class Terminal:
             "sale", "0200", TYPE_PURCHASE, fields, amount_minor, card, pin is not None, icc=icc
         )
 
-    def _generate_arqc(self, card: CardInput, amount_minor: int) -> dict[str, bytes]:
+    def _generate_arqc(
+        self, card: CardInput, amount_minor: int, txn_type: str = "00"
+    ) -> dict[str, bytes]:
         """GENERATE AC on the (simulated) chip: the next transaction counter, an ARQC over
         this terminal's data for this amount."""
         token = self.tokenizer.token(card.pan)
@@ -384,6 +386,7 @@ class Terminal:
             amount_minor,
             currency=self._ccy(),
             date=self.clock().strftime("%y%m%d"),
+            txn_type=txn_type,
         )
         return SimulatedChip(card.pan, CHIP_PSN).generate_arqc(terminal_data, atc)
 
@@ -446,6 +449,11 @@ class Terminal:
         await self._require_no_pending_reversal()
         fields = self._card_fields(card, pin)
         fields["3"] = PROC_BALANCE
+        if card.reads_chip:
+            # The card authenticates itself online for an inquiry too (amount 0, type 31).
+            icc = self._generate_arqc(card, 0, txn_type="31")
+            fields["23"] = f"0{CHIP_PSN}"
+            fields["55"] = encode_tlv(icc).hex().upper()
         with self.engine.begin() as conn:
             stan = self._next_stan(conn)
         req = {

@@ -136,6 +136,19 @@ def test_chip_card_is_not_swiped_except_as_fallback(tmp_path: Path) -> None:
             ):
                 assert (await t.sale(500, card, PIN)).result == "approved"
             assert balance_of(sb, CHIP) == start - 2_000
+            # Balance inquiry by chip (an ARQC for amount 0) and by tap.
+            for card in (
+                CardInput.parse(CHIP.track2, chip=True),
+                CardInput.parse(CHIP.pan, tap=True),
+            ):
+                inquiry = await t.balance(card, PIN)
+                assert (inquiry.result, inquiry.balance_minor) == ("approved", start - 2_000)
+            # A refund reads the card too: not by swiping a chip card; tapped, it is refunded.
+            with pytest.raises(TerminalError, match="insert or tap"):
+                await t.refund(400, CardInput.parse(CHIP.track2), rrn=ok.rrn)
+            back = await t.refund(400, CardInput.parse(CHIP.pan, tap=True), rrn=ok.rrn)
+            assert (back.result, back.entry_mode) == ("approved", "contactless"), back
+            assert balance_of(sb, CHIP) == start - 1_600
             assert_ledger_balanced(sb)
             await t.link.close()
 
