@@ -38,6 +38,7 @@ from sqlalchemy import func, select
 from smartpos.host.ledger import available, check
 from smartpos.host.tables import cards, requests, transfers
 from smartpos.host.testcards import CATALOGUE, TestCard, by_label_prefix
+from smartpos.protocol.messages import ENTRY_CONTACTLESS, ENTRY_NAMES
 from smartpos.terminal.engine import CardInput, Terminal, TerminalError
 from smartpos.terminal.link import HostLink
 from smartpos.terminal.tables import journal, reversals
@@ -53,6 +54,7 @@ CARDS: tuple[TestCard, ...] = (
     by_label_prefix("UnionPay debit, balance 10.00"),  # 51 above 10.00
     by_label_prefix("UnionPay debit, issuer refuses"),  # 05
     by_label_prefix("UnionPay debit, issuer silent"),  # host never answers
+    by_label_prefix("UnionPay debit, chip card"),  # service code 201: chip, tap or fallback
 )
 BY_MASK = {c.pan[:6] + "******" + c.pan[-4:]: c for c in CARDS}
 assert len(BY_MASK) == len(CARDS)
@@ -140,11 +142,23 @@ def _restart(t: Terminal, port: int) -> Terminal:
 
 
 def _card_input(card: TestCard, rng: random.Random) -> CardInput:
-    return CardInput.parse(card.track2 if rng.random() < 0.3 else card.pan)
+    """Swiped (a chip card as fallback), keyed, inserted (ARQC, and the card checks the
+    ARPC: a refused one is reversed) or tapped (ARQC; no PIN up to the no-CVM limit)."""
+    roll = rng.random()
+    if roll < 0.3:
+        chip_card = card.service_code[0] in "26"
+        return CardInput.parse(card.track2, fallback=chip_card)
+    if roll < 0.45:
+        return CardInput.parse(card.pan, chip=True)
+    if roll < 0.6:
+        return CardInput.parse(card.pan, tap=True)
+    return CardInput.parse(card.pan)
 
 
-def _pin(card: TestCard) -> str | None:
-    return card.pin if card.pin_required else None
+def _pin(card: TestCard, read: CardInput) -> str | None:
+    # A tap above the no-CVM limit asks for the PIN whatever the card; below it, the
+    # terminal does not use one.
+    return card.pin if card.pin_required or read.entry == ENTRY_CONTACTLESS else None
 
 
 async def _one_op(t: Terminal, rng: random.Random, log: RunLog) -> None:
@@ -174,12 +188,14 @@ async def _one_op(t: Terminal, rng: random.Random, log: RunLog) -> None:
         log.note(f"  -> {out['result']}")
         return
     else:
-        weights = (80, 6, 6, 5, 3)
+        weights = (72, 6, 6, 5, 3, 8)
         card = rng.choices(CARDS, weights)[0]
         amount = rng.choice((rng.randint(1, 2_000), rng.randint(1, 500_000)))
+        read = _card_input(card, rng)
         log.ops["sale"] += 1
-        log.note(f"sale {amount} {card.label}")
-        r = await t.sale(amount, _card_input(card, rng), _pin(card))
+        log.ops[f"sale:{ENTRY_NAMES[read.entry]}"] += 1
+        log.note(f"sale {amount} {card.label} {ENTRY_NAMES[read.entry]}")
+        r = await t.sale(amount, read, _pin(card, read))
     code = f":{r.response_code}" if r.result == "declined" else ""
     log.outcomes[f"{r.kind}:{r.result}{code}"] += 1
     log.note(f"  -> {r.result} {r.response_code} stan={r.stan} reversal={r.reversal}")
