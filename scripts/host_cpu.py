@@ -3,7 +3,7 @@ process — the number docs/benchmarks.md calls "host CPU".
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/host_cpu.py [--terminals 16] [--rounds 250]
+    .venv/bin/python scripts/host_cpu.py [--terminals 16] [--rounds 250] [--db PG-SERVER-URL]
 
 Builds a durable host in a temporary directory with N bench terminals and cards, signs each
 terminal on through ``HostService.handle``, pre-builds ``rounds`` purchases per terminal
@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
 from pathlib import Path
 
 from smartpos.bench.host import SimTerminal, prepare_host
 from smartpos.config import Settings
+from smartpos.db.scratch import scratch_database
 from smartpos.host.pipeline import HostService
 from smartpos.host.processor import Processor
 from smartpos.host.sandbox import open_host
@@ -34,7 +36,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--terminals", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=250)
+    parser.add_argument(
+        "--db",
+        help="PostgreSQL server URL: the ledger in a scratch database there (default SQLite)",
+    )
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        db_url = stack.enter_context(scratch_database(args.db)) if args.db else None
+        measure(args.terminals, args.rounds, db_url)
+
+
+def measure(terminals: int, rounds: int, db_url: str | None) -> None:
     profile = get_profile("sandbox")
     decide = [0.0]
     real_process = Processor.process
@@ -48,10 +60,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="smartpos-host-cpu-") as tmp:
         home = Path(tmp)
-        setups = prepare_host(home, args.terminals)
+        setups = prepare_host(home, terminals, db_url)
 
         async def run() -> None:
-            rt = open_host(Settings(home=home), durable=True)
+            rt = open_host(Settings(home=home, host_db_url=db_url), durable=True)
             service = HostService(rt.engine, rt.processor(), rt.hsm, profile)
             service.start()
             sims = [SimTerminal(s.tid, s.mid, s.pan, s.tmk, profile, 100, False) for s in setups]
@@ -65,7 +77,7 @@ def main() -> None:
             for sim in sims:
                 sim._exchange = lambda m, sim=sim: through(sim, m)  # type: ignore[method-assign]
                 await sim.sign_on()
-            built = [[sim.build_purchase() for _ in range(args.rounds)] for sim in sims]
+            built = [[sim.build_purchase() for _ in range(rounds)] for sim in sims]
 
             async def drive(sim: SimTerminal, purchases: list[tuple[str, bytes]]) -> None:
                 for stan, message in purchases:
@@ -75,7 +87,7 @@ def main() -> None:
             wall, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(drive(s, b) for s, b in zip(sims, built, strict=True)))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            n = args.terminals * args.rounds
+            n = terminals * rounds
             print(
                 f"{n} purchases in {wall:.2f} s: CPU {cpu / n * 1e6:.0f} µs a purchase, "
                 f"writer deciding {decide[0] / n * 1e6:.0f} µs a purchase"

@@ -433,12 +433,12 @@ def terminal_balance(
     as_json: JsonOpt = False,
 ) -> None:
     """Balance inquiry."""
-    from smartpos.terminal.engine import CardInput, card_or_error
+    from smartpos.terminal.engine import card_or_error
 
-    def read() -> CardInput:
-        return card_or_error(card, expiry, chip=chip, tap=tap, fallback=fallback)
+    def inquiry(t: Any) -> Any:
+        return t.balance(card_or_error(card, expiry, chip=chip, tap=tap, fallback=fallback), pin)
 
-    _show(_terminal_call(lambda t: t.balance(read(), pin), as_json), as_json)
+    _show(_terminal_call(inquiry, as_json), as_json)
 
 
 @terminal_app.command("void")
@@ -469,15 +469,16 @@ def terminal_refund(
     as_json: JsonOpt = False,
 ) -> None:
     """Refund (all or part of) an earlier sale to the same card."""
-    from smartpos.terminal.engine import CardInput, card_or_error
+    from smartpos.terminal.engine import card_or_error
 
     minor = _amount(amount, as_json)
 
-    def read() -> CardInput:
-        return card_or_error(card, expiry, chip=chip, tap=tap, fallback=fallback)
+    def refund(t: Any) -> Any:
+        read = card_or_error(card, expiry, chip=chip, tap=tap, fallback=fallback)
+        return t.refund(minor, read, rrn=rrn)
 
     _show(
-        _terminal_call(lambda t: t.refund(minor, read(), rrn=rrn), as_json),
+        _terminal_call(refund, as_json),
         as_json,
         print_receipt,
     )
@@ -599,6 +600,14 @@ def bench_host(
     workers: Annotated[
         int, typer.Option(min=0, help="host front-end processes (as host serve --workers)")
     ] = 0,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL server URL, e.g. postgresql+psycopg://postgres@127.0.0.1/postgres:"
+            " the ledger goes to a scratch database there, dropped after the run"
+            " (default: durable SQLite in a temporary directory)"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Purchases with PIN and MAC from N terminals against a host on a durable ledger."""
@@ -612,10 +621,11 @@ def bench_host(
         bare=bare,
         warmup=warmup,
         workers=workers,
+        db_server=db,
     )
     try:
         result = run_bench(cfg, progress=stderr_progress)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:
         _fail(str(exc), as_json)
         return
     if as_json:

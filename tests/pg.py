@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 
-import psycopg
+from smartpos.db.scratch import scratch_database
 
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @contextlib.contextmanager
 def fresh_database(prefix: str = "smartpos_test") -> Iterator[str]:
     """Create an empty database, yield its SQLAlchemy URL, drop it afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(SERVER_URL, prefix) as url:
+        yield url

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from smartpos.db.engine import make_engine
 from smartpos.db.lock import AlreadyLocked
@@ -29,14 +29,22 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield pg
 
 
-def test_raw_rows_round_trip_through_sqlalchemy(url: str) -> None:
+def _card_funded_with_500(url: str) -> tuple[Engine, int, int]:
+    """A migrated host database with a card account (no overdraw) holding 500 from a
+    merchant account (may overdraw): the engine and the two account ids."""
     engine = make_engine(url)
     upgrade(engine, "host")
+    with engine.begin() as conn:
+        a = ledger.create_account(conn, "a", "card", must_not_overdraw=True)
+        b = ledger.create_account(conn, "b", "merchant", must_not_overdraw=False)
+        ledger.transfer(conn, "fund", b, a, 500, "opening")
+    return engine, a, b
+
+
+def test_raw_rows_round_trip_through_sqlalchemy(url: str) -> None:
+    engine, a, b = _card_funded_with_500(url)
     try:
         with engine.begin() as conn:
-            a = ledger.create_account(conn, "a", "card", must_not_overdraw=True)
-            b = ledger.create_account(conn, "b", "merchant", must_not_overdraw=False)
-            ledger.transfer(conn, "fund", b, a, 500, "opening")
             ledger.hold(conn, "h1", a, b, 200, "purchase")
             with pytest.raises(ledger.InsufficientFunds):
                 ledger.hold(conn, "h2", a, b, 301, "purchase")
@@ -63,13 +71,9 @@ def test_overdraw_check_and_debit_are_one_statement(url: str) -> None:
     """The balance check sits in the debit's UPDATE: a refused hold or transfer writes
     nothing, an exact cover passes, an account allowed to overdraw is never refused, and an
     unknown account is a ledger error, not "insufficient funds"."""
-    engine = make_engine(url)
-    upgrade(engine, "host")
+    engine, a, b = _card_funded_with_500(url)
     try:
         with engine.begin() as conn:
-            a = ledger.create_account(conn, "a", "card", must_not_overdraw=True)
-            b = ledger.create_account(conn, "b", "merchant", must_not_overdraw=False)
-            ledger.transfer(conn, "fund", b, a, 500, "opening")
             ledger.hold(conn, "h1", a, b, 200, "purchase")
             before = ledger.check(conn)
             for move in (ledger.hold, ledger.transfer):
@@ -84,6 +88,29 @@ def test_overdraw_check_and_debit_are_one_statement(url: str) -> None:
                 ledger.hold(conn, "nobody", 9999, b, 1, "purchase")
             assert not isinstance(exc.value, ledger.InsufficientFunds)
             assert ledger.get_transfer(conn, "nobody") is None
+            assert ledger.check(conn).balanced
+    finally:
+        engine.dispose()
+
+
+def test_a_fresh_hold_that_is_not_fresh_fails_instead_of_holding_twice(url: str) -> None:
+    """``hold(fresh=True)`` skips the idempotency lookup; an id already used makes the
+    insert fail (the caller's request is undone), it never becomes a second hold."""
+    engine, a, b = _card_funded_with_500(url)
+    try:
+        with engine.begin() as conn:
+            ledger.hold(conn, "h1", a, b, 200, "purchase", fresh=True)
+        with engine.connect() as conn:
+            trans = conn.begin()
+            raw = Raw.of(conn)
+            raw.savepoint()
+            with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+                ledger.hold(conn, "h1", a, b, 100, "purchase", fresh=True)
+                raw.release()  # on PostgreSQL the insert is sent here
+            raw.rollback_to_savepoint()
+            trans.commit()
+        with engine.connect() as conn:
+            assert ledger.available(conn, a) == 300
             assert ledger.check(conn).balanced
     finally:
         engine.dispose()

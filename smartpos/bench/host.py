@@ -100,6 +100,9 @@ class BenchConfig:
     profile: str = "sandbox"
     workers: int = 0  # host front-end processes (0: the host in one process)
     home: Path | None = None  # keep the host data here (default: a temporary directory)
+    # A PostgreSQL server URL: the host's ledger goes to a scratch database there (created
+    # for the run, dropped after). None: durable SQLite in ``home``.
+    db_server: str | None = None
 
 
 @dataclass
@@ -162,6 +165,7 @@ class BenchResult:
             "mode": "open-loop" if self.config.rate else "closed-loop",
             "tls": self.config.tls,
             "host_workers": self.config.workers,
+            "database": "postgresql" if self.config.db_server else "sqlite",
             "cpus": os.cpu_count(),
             "approved": h["approved"],
             "approved_tps": h["tps"],
@@ -243,11 +247,11 @@ def prepare_host(home: Path, n: int, host_db_url: str | None = None) -> list[Ben
     return out
 
 
-def check_ledger(home: Path) -> tuple[bool, list[str]]:
+def check_ledger(home: Path, host_db_url: str | None = None) -> tuple[bool, list[str]]:
     from smartpos.host.ledger import check
     from smartpos.host.sandbox import open_host
 
-    rt = open_host(Settings(home=home), durable=True)
+    rt = open_host(Settings(home=home, host_db_url=host_db_url), durable=True)
     try:
         with rt.engine.connect() as conn:
             report = check(conn)
@@ -277,7 +281,7 @@ def _writer_stats(s: Any) -> dict[str, Any]:
     }
 
 
-def _host_process(home: str, tls: bool, profile: str, workers: int) -> None:
+def _host_process(home: str, tls: bool, profile: str, workers: int, db_url: str | None) -> None:
     from smartpos.logs import setup_logging
 
     setup_logging(logging.WARNING)
@@ -288,7 +292,7 @@ def _host_process(home: str, tls: bool, profile: str, workers: int) -> None:
         from smartpos.host.server import HostServer
         from smartpos.host.tls import ensure_certificate, server_context
 
-        settings = Settings(home=Path(home))
+        settings = Settings(home=Path(home), host_db_url=db_url)
         rt = open_host(settings, durable=True)
         service = HostService(rt.engine, rt.processor(), rt.hsm, get_profile(profile))
         ctx = server_context(*ensure_certificate(settings.host_dir)) if tls else None
@@ -315,7 +319,7 @@ def _host_process(home: str, tls: bool, profile: str, workers: int) -> None:
 
             asyncio.get_running_loop().create_task(wait())
 
-        settings = Settings(home=Path(home), host_bind="127.0.0.1")
+        settings = Settings(home=Path(home), host_bind="127.0.0.1", host_db_url=db_url)
         s = await serve_cluster(settings, 0, tls, profile, workers, ready, stop=stop)
         return {**_writer_stats(s), "workers": workers}
 
@@ -386,7 +390,15 @@ class ServerProcess:
     prints ``ready PORT``, serves until a line arrives on its stdin, then prints its stats
     as one JSON line."""
 
-    def __init__(self, kind: str, home: Path, tls: bool, profile: str, workers: int = 0):
+    def __init__(
+        self,
+        kind: str,
+        home: Path,
+        tls: bool,
+        profile: str,
+        workers: int = 0,
+        db_url: str | None = None,
+    ):
         self.args = [
             sys.executable,
             "-m",
@@ -396,6 +408,7 @@ class ServerProcess:
             "tls" if tls else "plain",
             profile,
             str(workers),
+            db_url or "-",
         ]
         self.proc: subprocess.Popen[str] | None = None
 
@@ -721,11 +734,18 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
     else:
         home = cfg.home
     run = _event_loop_runner()
+    scratch = contextlib.ExitStack()
     try:
+        db_url = None
+        if cfg.db_server:
+            from smartpos.db.scratch import scratch_database
+
+            db_url = scratch.enter_context(scratch_database(cfg.db_server, "smartpos_bench"))
         if progress:
-            progress(f"preparing host in {home}: {cfg.terminals} terminals and cards")
-        setups = prepare_host(home, cfg.terminals)
-        host_proc = ServerProcess("host", home, cfg.tls, cfg.profile, cfg.workers)
+            where = "a scratch PostgreSQL database" if db_url else str(home)
+            progress(f"preparing host in {where}: {cfg.terminals} terminals and cards")
+        setups = prepare_host(home, cfg.terminals, db_url)
+        host_proc = ServerProcess("host", home, cfg.tls, cfg.profile, cfg.workers, db_url)
         port = host_proc.start()
         try:
             sims = [
@@ -740,7 +760,7 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
         if stats.get("batches"):
             stats["mean_batch"] = round(stats["decided"] / stats["batches"], 1)
         host_result.host_stats = stats
-        balanced, problems = check_ledger(home)
+        balanced, problems = check_ledger(home, db_url)
         bare_result = None
         if cfg.bare:
             bare_proc = ServerProcess("bare", home, cfg.tls, cfg.profile)
@@ -757,6 +777,7 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
                 bare_result.host_stats = bare_result_stats
         return BenchResult(cfg, host_result, bare_result, balanced, problems)
     finally:
+        scratch.close()
         if tmp is not None:
             tmp.cleanup()
 
@@ -814,8 +835,8 @@ def stderr_progress(line: str) -> None:
 
 
 if __name__ == "__main__":  # the server processes
-    _kind, _home, _tls, _profile, _workers = sys.argv[1:6]
+    _kind, _home, _tls, _profile, _workers, _db = sys.argv[1:7]
     if _kind == "host":
-        _host_process(_home, _tls == "tls", _profile, int(_workers))
+        _host_process(_home, _tls == "tls", _profile, int(_workers), None if _db == "-" else _db)
     else:
         _bare_process(_home, _tls == "tls", _profile)

@@ -8,15 +8,22 @@ transaction as everything else; the rest of the code keeps SQLAlchemy.
 SQL is written once with ``?`` placeholders and column lists; PostgreSQL (psycopg) gets
 ``%s``. Rows come back as named tuples. Datetimes are stored as SQLAlchemy stores them, so
 rows written here read back through SQLAlchemy unchanged.
+
+On PostgreSQL every statement is a network round trip. Inside a request's savepoint, writes
+whose outcome the code does not read (:meth:`Raw.defer`) are held back and sent together
+with the next statement that needs an answer, or with the savepoint's release, in one
+psycopg pipeline: one round trip instead of several. An error in one of them surfaces there
+and undoes the request like any other (docs/architecture.md, "Writes in a pipeline").
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import namedtuple
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, event
 
 _CURSOR_KEY = "smartpos_raw_cursor"
 
@@ -32,6 +39,23 @@ class Query:
         self.row = namedtuple("Row", columns) if columns else None
 
 
+_HOOKED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _send_held_before_sqlalchemy(engine: Engine) -> None:
+    """Statements run through SQLAlchemy on a connection with held writes send those first,
+    so that everything reaches the database in the order the code ran it."""
+    if engine in _HOOKED:
+        return
+    _HOOKED.add(engine)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _flush(conn: Connection, *_: Any) -> None:
+        raw: Raw | None = conn.info.get(_CURSOR_KEY)
+        if raw is not None and raw._held:
+            raw._send_held()
+
+
 class Raw:
     """Runs :class:`Query` objects in ``conn``'s current transaction."""
 
@@ -41,6 +65,8 @@ class Raw:
         assert dbapi is not None
         self.dbapi: Any = dbapi
         self.cur = dbapi.cursor()
+        self._in_request = False  # between savepoint() and its release / rollback
+        self._held: list[tuple[str, tuple[Any, ...]]] = []
 
     @classmethod
     def of(cls, conn: Connection) -> Raw:
@@ -48,6 +74,8 @@ class Raw:
         raw: Raw | None = conn.info.get(_CURSOR_KEY)
         if raw is None:
             raw = conn.info[_CURSOR_KEY] = cls(conn)
+            if raw.pg:
+                _send_held_before_sqlalchemy(conn.engine)
         return raw
 
     # -- one request's savepoint inside the batch transaction --------------------------------
@@ -58,21 +86,56 @@ class Raw:
         On SQLite the transaction is opened first: Python's sqlite3 driver starts one only
         before the first write, so a leading SAVEPOINT would itself become the transaction
         and releasing it would commit — mid-batch, before the durable commit point."""
-        if not self.pg and not self.dbapi.in_transaction:
-            self.cur.execute("BEGIN")
-        self.cur.execute("SAVEPOINT smartpos_request")
+        if self.pg:
+            # Sent with the request's first read.
+            self._held.append(("SAVEPOINT smartpos_request", ()))
+        else:
+            if not self.dbapi.in_transaction:
+                self.cur.execute("BEGIN")
+            self.cur.execute("SAVEPOINT smartpos_request")
+        self._in_request = True
 
     def release(self) -> None:
         """Keep the request's changes (they commit with the batch)."""
-        self.cur.execute("RELEASE SAVEPOINT smartpos_request")
+        self._in_request = False
+        if self.pg:
+            self._held.append(("RELEASE SAVEPOINT smartpos_request", ()))
+            self._send_held()
+        else:
+            self.cur.execute("RELEASE SAVEPOINT smartpos_request")
 
     def rollback_to_savepoint(self) -> None:
         """Undo everything the request changed since :meth:`savepoint`; the rest of the
         batch is untouched."""
+        self._in_request = False
+        held, self._held = self._held, []
+        if held and held[0][0].startswith("SAVEPOINT"):
+            return  # nothing of the request reached the database
         self.cur.execute("ROLLBACK TO SAVEPOINT smartpos_request")
         self.cur.execute("RELEASE SAVEPOINT smartpos_request")
 
+    def defer(self, q: Query, params: tuple[Any, ...]) -> None:
+        """A write whose result is not read: on PostgreSQL, inside a request, it goes out
+        with the next statement that needs an answer (one round trip for all)."""
+        if self.pg and self._in_request:
+            self._held.append((q.pg_sql, params))
+        else:
+            self.run(q, params)
+
+    def _send_held(self, then: tuple[str, tuple[Any, ...]] | None = None) -> None:
+        """Send the held writes (and ``then``, whose result stays on the cursor) in one
+        pipeline. The held list is emptied first: on an error nothing is sent twice."""
+        batch, self._held = self._held, []
+        if then is not None:
+            batch.append(then)
+        with self.dbapi.pipeline():
+            for sql, params in batch:
+                self.cur.execute(sql, params)
+
     def run(self, q: Query, params: tuple[Any, ...]) -> None:
+        if self._held:
+            self._send_held((q.pg_sql, params))
+            return
         self.cur.execute(q.pg_sql if self.pg else q.sql, params)
 
     def first(self, q: Query, params: tuple[Any, ...]) -> Any:

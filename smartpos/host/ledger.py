@@ -135,7 +135,7 @@ def get_transfer(conn: Connection, transfer_id: str) -> Transfer | None:
 
 
 def _bump(conn: Connection, acct_id: int, counter: str, delta: int) -> None:
-    Raw.of(conn).run(_BUMPS[counter], (delta, acct_id))
+    Raw.of(conn).defer(_BUMPS[counter], (delta, acct_id))
 
 
 def _debit_covered(conn: Connection, acct_id: int, counter: str, amount_minor: int) -> None:
@@ -184,7 +184,7 @@ def _insert(
             raise LedgerError(f"transfer {transfer_id} exists with other content")
         return existing, False
     raw = Raw.of(conn)
-    raw.run(
+    raw.defer(
         _INS_TRANSFER,
         (transfer_id, debit, credit, amount_minor, phase, pending_id, code, raw.stamp(_now())),
     )
@@ -200,8 +200,9 @@ def _move(
     code: str,
     phase: str,
     force: bool,
+    fresh: bool = False,
 ) -> Transfer:
-    existing = get_transfer(conn, transfer_id)
+    existing = None if fresh else get_transfer(conn, transfer_id)
     side = "pending" if phase == "pending" else "posted"
     if existing is None and not force:
         _validate(debit, credit, amount_minor)
@@ -240,10 +241,15 @@ def hold(
     code: str,
     *,
     force: bool = False,
+    fresh: bool = False,
 ) -> Transfer:
     """Reserve ``amount_minor`` (a pending transfer): counts against the debit account's
-    available balance until posted or voided."""
-    return _move(conn, transfer_id, debit, credit, amount_minor, code, "pending", force)
+    available balance until posted or voided.
+
+    ``fresh``: the caller knows no transfer has this id yet (the host: the request itself
+    was never seen), so the idempotency lookup is skipped; were it wrong after all, the
+    insert breaks the id's uniqueness and the caller's request fails — never a second hold."""
+    return _move(conn, transfer_id, debit, credit, amount_minor, code, "pending", force, fresh)
 
 
 def _resolve(conn: Connection, transfer_id: str, pending_id: str, phase: str) -> Transfer:

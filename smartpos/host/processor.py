@@ -203,6 +203,7 @@ class Processor:
         raw.savepoint()
         try:
             self._decide(conn, ctx)
+            raw.release()  # on PostgreSQL this also sends the writes held back (Raw.defer)
         except MessageError as exc:
             # A malformed request: answered (30 format error), nothing of it kept or recorded.
             raw.rollback_to_savepoint()
@@ -213,7 +214,6 @@ class Processor:
             raw.rollback_to_savepoint()  # if even this fails, the whole batch rolls back
             self._answer_only(ctx, "96")
             return
-        raw.release()
 
     def _decide(self, conn: Connection, ctx: Context) -> None:
         try:
@@ -311,7 +311,7 @@ class Processor:
         card = ctx.card
         if data.atc <= (card.last_atc or 0):
             raise Decline("05", "ATC not above the last one seen (replayed cryptogram)")
-        Raw.of(conn).run(_UPD_LAST_ATC, (data.atc, card.token))
+        Raw.of(conn).defer(_UPD_LAST_ATC, (data.atc, card.token))
         ctx.chip = (data, psn)
 
     def _pin(self, conn: Connection, ctx: Context) -> None:
@@ -336,7 +336,7 @@ class Processor:
             raise Decline("99", "PIN block format")
         tries = 0 if verdict == PinCheck.OK else card.pin_tries + 1
         if tries != card.pin_tries:
-            Raw.of(conn).run(_UPD_PIN_TRIES, (tries, card.token))
+            Raw.of(conn).defer(_UPD_PIN_TRIES, (tries, card.token))
         if verdict == PinCheck.WRONG:
             raise Decline("75" if tries >= PIN_TRIES_MAX else "55", "wrong PIN")
 
@@ -373,7 +373,7 @@ class Processor:
             return batch_no
         row = Raw.of(conn).first(_SEL_BATCH, key)
         if row is None:
-            Raw.of(conn).run(_INS_BATCH, (*key, "open"))
+            Raw.of(conn).defer(_INS_BATCH, (*key, "open"))
         elif row.status != "open":
             raise Decline("77", f"batch {batch_no} already settled")
         else:
@@ -413,6 +413,7 @@ class Processor:
                 self._merchant_account(conn, ctx),
                 int(ctx.fields["4"]),
                 "purchase",
+                fresh=True,  # _replay found no request with this identity
             )
         except ledger.InsufficientFunds:
             raise Decline("51", "insufficient funds") from None
@@ -867,7 +868,7 @@ class Processor:
             token, domestic = ctx.original.pan_token, ctx.original.domestic
         stored = {"fields": ctx.response, "silent": ctx.silent}
         raw = Raw.of(conn)
-        raw.run(
+        raw.defer(
             _INS_REQUEST,
             (
                 row_id,

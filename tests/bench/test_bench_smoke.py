@@ -82,3 +82,30 @@ def test_host_cpu_script_runs() -> None:
         check=True,
     )
     assert "10 purchases" in done.stdout and "µs a purchase" in done.stdout, done.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_bench_host_on_postgres_uses_and_drops_a_scratch_database(tmp_path: Path) -> None:
+    import psycopg
+
+    from tests.pg import SERVER_URL
+
+    def scratch_databases() -> set[str]:
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres") as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'smartpos_bench_%'"
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    before = scratch_databases()
+    cfg = BenchConfig(
+        terminals=2, seconds=1.0, warmup=0.3, bare=False, home=tmp_path, db_server=SERVER_URL
+    )
+    result = run_bench(cfg)
+    data = result.to_dict()
+    assert data["database"] == "postgresql", data
+    assert result.host.approved > 0 and result.host.errors == 0, data
+    assert result.ledger_balanced, data
+    assert not (tmp_path / "host" / "host.db").exists()  # the ledger was not on SQLite
+    assert scratch_databases() == before
