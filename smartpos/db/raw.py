@@ -87,8 +87,9 @@ class Raw:
         before the first write, so a leading SAVEPOINT would itself become the transaction
         and releasing it would commit — mid-batch, before the durable commit point."""
         if self.pg:
-            # Sent with the request's first read.
-            self._held.append(("SAVEPOINT smartpos_request", ()))
+            # Sent with the request's first read. Anything still held belongs to a request
+            # whose handling broke off (its transaction was rolled back): never sent now.
+            self._held = [("SAVEPOINT smartpos_request", ())]
         else:
             if not self.dbapi.in_transaction:
                 self.cur.execute("BEGIN")
