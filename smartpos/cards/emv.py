@@ -45,8 +45,15 @@ TEST_IMK_SMI = adjust_key_parity(bytes.fromhex("4664942FE615FB02E5D57F292AA2B3B6
 TEST_IMK_SMC = adjust_key_parity(bytes.fromhex("CE293B8CC12A977379EF256D76109492"))
 
 AIP = bytes.fromhex("3900")  # SDA not used, cardholder verification, terminal risk management
-IAD = bytes.fromhex("06011203A00000")  # length 6, key index 01, CVN 0x12 (18), CVR 03A00000
+# Issuer application data: length 6, key index 01, CVN 0x12 (18), then the card verification
+# results (CVR: length 03, then bits b8-b7 = second GENERATE AC 00 AAC / 01 TC / 10 not
+# requested, b6-b5 = first GENERATE AC 00 AAC / 01 TC / 10 ARQC).
+IAD = bytes.fromhex("06011203A00000")  # first GENERATE AC: ARQC, second not yet requested
+IAD_TC = bytes.fromhex("06011203600000")  # second GENERATE AC: TC after an ARQC
+IAD_AAC = bytes.fromhex("06011203200000")  # second GENERATE AC: AAC after an ARQC
 CID_ARQC = b"\x80"
+CID_TC = b"\x40"
+CID_AAC = b"\x00"
 CSU_APPROVED = bytes.fromhex("00820000")  # issuer approved, proprietary bits zero
 CSU_DECLINED = bytes.fromhex("00020000")
 
@@ -135,6 +142,19 @@ class SimulatedChip:
         tags["9F27"] = CID_ARQC
         return tags
 
+    def complete(
+        self, icc: dict[str, bytes], tag_91: bytes | None, approved: bool
+    ) -> dict[str, bytes]:
+        """The second GENERATE AC, once the issuer answered the ARQC in ``icc``: a TC
+        (transaction certificate: the card accepts) if the issuer approved and its tag 91
+        proves it is the card's issuer, else an AAC (the card declines). Returns the data
+        objects as for field 55, with 9F27 telling which."""
+        accepted = approved and tag_91 is not None and self.check_arpc(icc, tag_91)
+        tags = {**icc, "9F10": IAD_TC if accepted else IAD_AAC}
+        tags["9F26"] = _ac(self._cvn, tags)
+        tags["9F27"] = CID_TC if accepted else CID_AAC
+        return tags
+
     def check_arpc(self, icc: dict[str, bytes], tag_91: bytes) -> bool:
         """True if issuer authentication data ``tag_91`` answers this card's ARQC in
         ``icc`` (the second GENERATE AC's check)."""
@@ -174,7 +194,8 @@ def read_icc_data(f55_hex: str) -> ChipCardData:
 
 
 def verify_arqc(data: ChipCardData, pan: str, psn: str) -> bool:
-    """True if the ARQC in ``data`` was made by the chip of card ``pan``/``psn``."""
+    """True if the cryptogram in ``data`` (an ARQC, or a TC / AAC from the second GENERATE
+    AC) was made by the chip of card ``pan``/``psn``."""
     expected = _ac(_issuer(pan, psn), data.tags)
     return hmac.compare_digest(expected, data.tags["9F26"])
 

@@ -66,7 +66,7 @@ _KIND_LABELS: dict[TxnKind, tuple[str, str]] = {
 }
 
 # Entry mode → the one-letter marker printed after the card number on CUP slips.
-ICC_FIELDS = frozenset({"ARQC", "ATC", "TVR"})
+ICC_FIELDS = frozenset({"ARQC", "ATC", "TVR", "TC"})
 ENTRY_MARKERS: dict[str, str] = {
     "swipe": "S",
     "chip": "I",

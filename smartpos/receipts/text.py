@@ -60,6 +60,7 @@ ICC_LABELS = {
     "ARQC": _Label("应用密文", "ARQC"),
     "ATC": _Label("应用交易计数器", "ATC"),
     "TVR": _Label("终端验证结果", "TVR"),
+    "TC": _Label("交易证书", "TC"),
 }
 
 _TITLE = ("POS签购单", "POS SALES SLIP")

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, select, update
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan, normalize_pan
-from smartpos.cards.emv import SimulatedChip, TerminalData
+from smartpos.cards.emv import CID_TC, SimulatedChip, TerminalData
 from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.cards.track import parse_expiry, parse_track2
 from smartpos.keys.keys import signon_mac_key, unpack_f62
@@ -591,20 +591,20 @@ class Terminal:
         except MessageError as exc:
             reason = exc.response_code if exc.response_code == REVERSAL_MAC_ERROR else "06"
             return await self._after_failure(result, jid, reason, str(exc))
-        # 3. An inserted chip card checks the issuer's answer (tag 91) before it accepts an
-        # approval; if it refuses, the host's approval must be undone like an unanswered
-        # request. (A tapped card has left the field by now: contactless ends online.)
+        # 3. An inserted chip card checks the issuer's answer (tag 91) in its second GENERATE
+        # AC: a TC accepts the approval, an AAC refuses it — then the host's approval must
+        # be undone like an unanswered request. (A tapped card has left the field by now:
+        # contactless ends online.)
         rc = resp.get("39", "")
         chip_inserted = card is not None and card.entry == ENTRY_CHIP
-        if (
-            icc is not None
-            and chip_inserted
-            and rc == "00"
-            and not self._card_accepts(icc, card, resp)
-        ):
-            return await self._after_failure(
-                result, jid, REVERSAL_OTHER, "the card refused the issuer's answer"
-            )
+        if icc is not None and chip_inserted and rc == "00":
+            assert card is not None
+            second = self._second_generate_ac(icc, card, resp)
+            if second["9F27"] != CID_TC:
+                return await self._after_failure(
+                    result, jid, REVERSAL_OTHER, "the card refused the issuer's answer"
+                )
+            result.icc["TC"] = second["9F26"].hex().upper()
         # 4. A trusted answer: record it and disarm the reversal in one commit.
         result.response_code, result.message = rc, describe(rc).en
         result.auth_code, result.rrn = resp.get("38", ""), resp.get("37", "")
@@ -632,13 +632,15 @@ class Terminal:
         return result
 
     @staticmethod
-    def _card_accepts(icc: dict[str, bytes], card: CardInput | None, resp: Fields) -> bool:
-        assert card is not None
+    def _second_generate_ac(
+        icc: dict[str, bytes], card: CardInput, resp: Fields
+    ) -> dict[str, bytes]:
+        """The card's verdict on an approval: TC if tag 91 is its issuer's answer, else AAC."""
         try:
-            tag91 = decode_tlv(bytes.fromhex(resp.get("55", "")))["91"]
+            tag91: bytes | None = decode_tlv(bytes.fromhex(resp.get("55", "")))["91"]
         except (ValueError, KeyError, CardError):
-            return False
-        return SimulatedChip(card.pan, CHIP_PSN).check_arpc(icc, tag91)
+            tag91 = None
+        return SimulatedChip(card.pan, CHIP_PSN).complete(icc, tag91, approved=True)
 
     async def _sign_on_again(self, result: TxnResult) -> None:
         """A0: the host no longer accepts our MAC key (it was rotated, or the host lost it).

@@ -6,6 +6,8 @@ import pytest
 
 from smartpos.cards import CardError
 from smartpos.cards.emv import (
+    CID_AAC,
+    CID_TC,
     SimulatedChip,
     TerminalData,
     arpc_tag91,
@@ -33,6 +35,27 @@ def test_arqc_and_arpc_round_trip() -> None:
     assert not chip.check_arpc(tags, tag91[:4] + bytes(4))  # CSU altered
     assert not chip.check_arpc(tags, bytes(4) + tag91[4:])  # ARPC forged
     assert not chip.check_arpc(tags, tag91[:7])
+
+
+def test_second_generate_ac_gives_a_tc_only_for_its_issuers_approval() -> None:
+    chip = SimulatedChip(PAN, "01")
+    tags = chip.generate_arqc(TerminalData(1234, unpredictable=b"\x05\x06\x07\x08"), atc=4)
+    data = read_icc_data(_f55(tags))
+    approved = decode_tlv(arpc_tag91(data, PAN, "01", approved=True))["91"]
+    tc = chip.complete(tags, approved, approved=True)
+    assert tc["9F27"] == CID_TC and tc["9F26"] != tags["9F26"]
+    # The issuer can check the certificate later (clearing): it is this card's.
+    assert verify_arqc(read_icc_data(_f55(tc)), PAN, "01")
+    assert not verify_arqc(read_icc_data(_f55(tc)), "6258000000000006", "01")
+    # Anything but the issuer's own approval: the card declines (AAC).
+    declined = decode_tlv(arpc_tag91(data, PAN, "01", approved=False))["91"]
+    for tag91, host_approved in (
+        (approved[:4] + bytes(4), True),  # CSU altered
+        (None, True),  # no tag 91 in the answer
+        (declined, False),
+    ):
+        aac = chip.complete(tags, tag91, approved=host_approved)
+        assert aac["9F27"] == CID_AAC and aac["9F26"] not in (tc["9F26"], tags["9F26"])
 
 
 def test_every_covered_tag_changes_the_cryptogram() -> None:

@@ -428,6 +428,8 @@ def test_chip_sale_end_to_end_and_a_refused_arpc_is_reversed(
             chip = CardInput.parse(GOOD.pan, chip=True)
             first = await t.sale(1234, chip, PIN)
             assert first.result == "approved" and first.entry_mode == "chip", first
+            # The card accepted the approval: its TC (second GENERATE AC) is on the slip.
+            assert len(first.icc["TC"]) == 16 and first.icc["TC"] != first.icc["ARQC"]
             second = await t.sale(100, chip, PIN)  # the next ATC: not a replay
             assert second.result == "approved", second
             assert balance_of(sb, GOOD) == before - 1334
@@ -440,6 +442,7 @@ def test_chip_sale_end_to_end_and_a_refused_arpc_is_reversed(
             )
             refused = await t.sale(500, chip, PIN)
             assert refused.result != "approved" and refused.reversal is not None, refused
+            assert "TC" not in refused.icc  # the card answered with an AAC
             monkeypatch.setattr(processor, "arpc_tag91", real)
             assert await t.flush_reversals() == 0
             assert balance_of(sb, GOOD) == before - 1334  # the refused one is undone

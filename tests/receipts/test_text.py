@@ -31,7 +31,12 @@ VARIANTS = {
     "customer-usd": make_receipt(copy=Copy.CUSTOMER, amount=Money.of(500, "USD")),
     "chip": make_receipt(
         entry_mode="chip",
-        icc=(("ARQC", "1A2B3C4D5E6F7081"), ("ATC", "0007"), ("TVR", "0000000000")),
+        icc=(
+            ("ARQC", "1A2B3C4D5E6F7081"),
+            ("ATC", "0007"),
+            ("TVR", "0000000000"),
+            ("TC", "8877665544332211"),
+        ),
     ),
 }
 
@@ -147,6 +152,7 @@ def test_chip_slip_shows_the_cryptogram_counter_and_tvr() -> None:
     assert " /I" in text  # read by the chip
     assert "ARQC" in text and "1A2B3C4D5E6F7081" in text
     assert "0007" in text and "0000000000" in text
+    assert "交易证书(TC):" in text and "8877665544332211" in text
     assert "ARQC" not in render_text(make_receipt())
 
 
