@@ -1,10 +1,11 @@
 """A real host process, SIGKILLed at random moments while the terminal is mid-sale.
 
 The host runs as ``smartpos host serve --no-tls`` in a subprocess on a durable SQLite
-database. Each cycle starts a sale (or void / refund), kills the host a random few
-milliseconds later — before, during or right after its commit — restarts it, and lets the
-terminal recover and flush its reversals. At the end the same invariants as the randomized
-proxy runs must hold (see ``test_fault_injection.assert_money_adds_up``).
+database (and once on PostgreSQL). Each cycle starts a sale (swiped or chip; or a void /
+refund), kills the host a random few milliseconds later — before, during or right after
+its commit — restarts it, and lets the terminal recover and flush its reversals. At the end
+the same invariants as the randomized proxy runs must hold (see
+``test_fault_injection.assert_money_adds_up``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +35,7 @@ from smartpos.terminal.link import HostLink
 from smartpos.terminal.setup import open_terminal_db, provision
 from smartpos.terminal.tables import journal
 from tests.faults.test_fault_injection import BASE_SEED, GOOD, assert_money_adds_up
+from tests.pg import fresh_database
 from tests.sandbox import MID, TID
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -50,14 +53,16 @@ class HostProcess:
     """``smartpos host serve`` in its own session; ``kill`` SIGKILLs the whole session at
     once — the writer and, with ``workers``, its front-end processes: a machine crash."""
 
-    def __init__(self, home: Path, port: int, workers: int = 0) -> None:
-        self.home, self.port, self.workers = home, port, workers
+    def __init__(self, home: Path, port: int, workers: int = 0, db_url: str | None = None) -> None:
+        self.home, self.port, self.workers, self.db_url = home, port, workers, db_url
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = open(home / "host-process.log", "ab")  # noqa: SIM115
 
     def start(self) -> None:
         env = {**os.environ, "SMARTPOS_HOME": str(self.home)}
         env.pop("SMARTPOS_HOST_DB_URL", None)
+        if self.db_url:
+            env["SMARTPOS_HOST_DB_URL"] = self.db_url
         self.log.flush()
         log_path = Path(self.log.name)
         offset = log_path.stat().st_size
@@ -120,12 +125,31 @@ class HostProcess:
         self.log.close()
 
 
-@pytest.mark.parametrize("workers", [0, 2], ids=["one-process", "writer+2-front-ends"])
-def test_host_sigkilled_mid_transaction(tmp_path: Path, workers: int) -> None:
-    seed = BASE_SEED + workers
+@pytest.fixture
+def host_db(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    with fresh_database("smartpos_crash") as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    ("workers", "host_db"),
+    [
+        (0, "sqlite"),
+        (2, "sqlite"),
+        pytest.param(0, "postgres", marks=pytest.mark.postgres),
+    ],
+    ids=["one-process", "writer+2-front-ends", "one-process-postgres"],
+    indirect=["host_db"],
+)
+def test_host_sigkilled_mid_transaction(tmp_path: Path, workers: int, host_db: str | None) -> None:
+    seed = BASE_SEED + workers + (7 if host_db else 0)
     rng = random.Random(seed)
-    print(f"fault seed={seed} crash cycles={CYCLES} workers={workers}")
-    settings = Settings(home=tmp_path)
+    where = "postgres" if host_db else "sqlite"
+    print(f"fault seed={seed} crash cycles={CYCLES} workers={workers} db={where}")
+    settings = Settings(home=tmp_path, host_db_url=host_db)
     rt = open_host(settings, durable=True)
     seed_test_cards(rt)
     ensure_merchant(rt, MID, "测试商户")
@@ -154,7 +178,7 @@ def test_host_sigkilled_mid_transaction(tmp_path: Path, workers: int) -> None:
         host_fingerprint=None,
         profile="sandbox",
     )
-    host = HostProcess(tmp_path, port, workers)
+    host = HostProcess(tmp_path, port, workers, host_db)
     history: list[str] = []
 
     def terminal() -> Terminal:
@@ -181,7 +205,8 @@ def test_host_sigkilled_mid_transaction(tmp_path: Path, workers: int) -> None:
             amount = rng.randint(1, max(1, orig.amount_minor - orig.refunded_minor))
             r = await t.refund(amount, CardInput.parse(GOOD.pan), rrn=orig.rrn)
         else:
-            r = await t.sale(rng.randint(1, 100_000), CardInput.parse(GOOD.pan), GOOD.pin)
+            read = CardInput.parse(GOOD.pan, chip=rng.random() < 0.3)  # chip: ATC, ARQC, TC
+            r = await t.sale(rng.randint(1, 100_000), read, GOOD.pin)
         return f"{r.kind} stan={r.stan} {r.result} {r.response_code} reversal={r.reversal}"
 
     async def go() -> None:
