@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select, update
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, expiry_passed, normalize_pan
-from smartpos.cards.emv import arpc_tag91, read_icc_data, verify_arqc
+from smartpos.cards.emv import CID_TC, arpc_tag91, read_icc_data, verify_arqc
 from smartpos.cards.track import parse_track2
 from smartpos.db.raw import Query, Raw
 from smartpos.host import ledger
@@ -99,7 +99,8 @@ _INS_REQUEST = Query(
     "INSERT INTO requests (id, tid, msg_class, stan, date_mmdd, kind, fingerprint,"
     " response_code, status, rrn, auth_code, amount_minor, refunded_minor, pan_token,"
     " domestic, batch_no, transfer_id, original_id, settled, uploaded, response_json,"
-    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, atc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " ?, ?)"
 )
 
 _ECHO_FIELDS = ("3", "4", "11", "12", "13", "25", "41", "42", "49", "60")
@@ -779,6 +780,38 @@ class Processor:
         ctx.response["48"] = totals.encode(result)
         ctx.status, ctx.response_code = "approved", "00"
 
+    # -- TC advice -------------------------------------------------------------------------
+
+    def _tc_advice(self, conn: Connection, ctx: Context) -> None:
+        """The card's transaction certificate for an approved chip sale (protocol.md §6.8):
+        kept on the sale once it verifies as that card's, for that amount and counter."""
+        f = ctx.fields
+        require(f, "2", "4", "37", "41", "42", "55", "60")
+        read = self._card_read(ctx)
+        if read.error is not None or read.pan is None:
+            raise Decline("14", read.error or "no card number")
+        original = self._find_original(conn, tid=ctx.terminal.tid, rrn=f["37"], kind="purchase")
+        if original is None or original.status != "approved" or original.atc is None:
+            raise Decline("25", "no approved chip sale with this reference")
+        if read.token != original.pan_token:
+            raise Decline("14", "card differs from the sale's")
+        try:
+            data = read_icc_data(f["55"])
+        except CardError as exc:
+            raise Decline("30", str(exc)) from None
+        psn = f.get("23", "000")[-2:]
+        if data.tags["9F27"] != CID_TC:
+            raise Decline("05", "not a transaction certificate")
+        if (data.amount_minor, data.atc) != (original.amount_minor, original.atc):
+            raise Decline("05", "TC is for another amount or counter than the sale's")
+        if not verify_arqc(data, read.pan, psn):
+            raise Decline("05", "TC does not verify")
+        if original.tc is not None and original.tc != f["55"]:
+            raise Decline("05", "the sale already has another TC")
+        conn.execute(update(requests).where(requests.c.id == original.id).values(tc=f["55"]))
+        ctx.pan, ctx.original = read.pan, original
+        ctx.status, ctx.response_code = "approved", "00"
+
     # -- sign-on ---------------------------------------------------------------------------
 
     def _sign_on(self, conn: Connection, ctx: Context) -> None:
@@ -893,6 +926,7 @@ class Processor:
                 False,
                 json.dumps(stored),
                 raw.stamp(datetime.now(UTC)),
+                ctx.chip[0].atc if ctx.chip is not None else None,
             ),
         )
 
@@ -905,4 +939,5 @@ _HANDLERS = {
     TxnType.REVERSAL: Processor._reversal,
     TxnType.SETTLEMENT: Processor._settlement,
     TxnType.BATCH_UPLOAD: Processor._batch_upload,
+    TxnType.TC_ADVICE: Processor._tc_advice,
 }

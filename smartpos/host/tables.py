@@ -127,6 +127,10 @@ requests = Table(
     Column("uploaded", Boolean, nullable=False, default=False),
     Column("response_json", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Chip requests: the card's transaction counter of the ARQC, and — after the terminal's
+    # TC advice verified — the card's transaction certificate (field 55 data, hex TLV).
+    Column("atc", Integer),
+    Column("tc", Text),
     UniqueConstraint("tid", "msg_class", "stan", "date_mmdd", name="uq_request_identity"),
     # De-duplication looks a request up by TID + STAN + date across message classes (the
     # reversal tombstone check), and settlement totals a terminal's batch.

@@ -22,6 +22,7 @@ class TxnType(StrEnum):
     REVERSAL = "reversal"
     SETTLEMENT = "settlement"
     BATCH_UPLOAD = "batch_upload"
+    TC_ADVICE = "tc_advice"
 
 
 # Processing codes (field 3).
@@ -43,6 +44,7 @@ NET_ECHO = "301"
 NET_SETTLE = "201"
 NET_BATCH_UPLOAD = "201"
 NET_BATCH_UPLOAD_END = "202"
+NET_TC_ADVICE = "203"  # an IC card's transaction certificate for an approved chip sale
 NET_NONE = "000"
 
 # POS entry modes (field 22): two digits of PAN entry + one digit of PIN capability.
@@ -186,6 +188,8 @@ def classify(fields: Fields) -> TxnType:
     if mti == "0500":
         return TxnType.SETTLEMENT
     if mti == "0320":
+        if f60 is not None and f60.net_code == NET_TC_ADVICE:
+            return TxnType.TC_ADVICE
         return TxnType.BATCH_UPLOAD
     if mti == "0200" and f60 is not None:
         if proc == PROC_BALANCE and f60.type_code == TYPE_BALANCE:

@@ -111,3 +111,95 @@ def test_chip_purchase_checks_the_arqc_and_answers_with_an_arpc(tmp_path: Path) 
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_tc_advice_is_kept_only_for_the_sales_own_certificate(tmp_path: Path) -> None:
+    """0320 with 60.3 = 203: the card's TC for an approved chip sale, checked against the
+    sale (its card, amount and counter) and the card's keys before the host keeps it."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            assert (await t.sign_on()).result == "approved"
+            chip = SimulatedChip(GOOD.pan, "01")
+            stan = [200]
+
+            def message(fields: dict[str, Any]) -> bytes:
+                stan[0] += 1
+                base = {"11": f"{stan[0]:06d}", "13": "1124", "41": t.tid, "42": t.mid}
+                return frame(sb, codec.encode({**base, **fields}, mac=t._mac))
+
+            async def answer(wire: bytes) -> dict[str, str]:
+                resp = await send_raw(sb, wire)
+                assert resp is not None
+                return codec.decode(resp)
+
+            def purchase(amount: int, icc: dict[str, bytes] | None) -> bytes:
+                fields: dict[str, Any] = {
+                    "t": "0200",
+                    "3": "000000",
+                    "4": f"{amount:012d}",
+                    "22": "051" if icc else "021",
+                    "25": "00",
+                    "26": "12",
+                    "2": GOOD.pan,
+                    "49": "156",
+                    "52": t._card_fields(CardInput.parse(GOOD.pan), GOOD.pin)["52"],
+                    "60": "22000001000",
+                }
+                if icc is not None:
+                    fields.update({"23": "001", "55": encode_tlv(icc).hex().upper()})
+                return message(fields)
+
+            def advice(rrn: str, amount: int, tc: dict[str, bytes], pan: str = GOOD.pan) -> bytes:
+                return message(
+                    {
+                        "t": "0320",
+                        "2": pan,
+                        "4": f"{amount:012d}",
+                        "23": "001",
+                        "37": rrn,
+                        "55": encode_tlv(tc).hex().upper(),
+                        "60": "22000001203",
+                    }
+                )
+
+            def stored_tc(rrn: str) -> str | None:
+                from sqlalchemy import select
+
+                from smartpos.host.tables import requests
+
+                with sb.host.engine.connect() as conn:
+                    return conn.execute(
+                        select(requests.c.tc).where(requests.c.rrn == rrn)
+                    ).scalar_one()
+
+            arqc = chip.generate_arqc(TerminalData(1500), atc=21)
+            sale = await answer(purchase(1500, arqc))
+            assert sale["39"] == "00"
+            tc = chip.complete(arqc, decode_tlv(bytes.fromhex(sale["55"]))["91"], approved=True)
+            rrn = sale["37"]
+
+            # Not the sale's certificate: nothing kept.
+            assert (await answer(advice(rrn, 1500, arqc)))["39"] == "05"  # an ARQC, not a TC
+            forged = {**tc, "9F36": (22).to_bytes(2, "big")}
+            assert (await answer(advice(rrn, 1500, forged)))["39"] == "05"  # other counter
+            assert (await answer(advice(rrn, 1500, {**tc, "9F26": bytes(8)})))["39"] == "05"
+            assert (await answer(advice(rrn, 1500, tc, pan=OTHER.pan)))["39"] == "14"
+            assert (await answer(advice("261199999999", 1500, tc)))["39"] == "25"
+            swiped = await answer(purchase(700, None))
+            assert (await answer(advice(swiped["37"], 700, tc)))["39"] == "25"
+            assert stored_tc(rrn) is None
+
+            # The sale's own TC: kept; the same advice again gets the same answer.
+            wire = advice(rrn, 1500, tc)
+            first = await answer(wire)
+            assert first["39"] == "00", first
+            assert stored_tc(rrn) == encode_tlv(tc).hex().upper()
+            again = await answer(wire)
+            assert (again["39"], again.get("37")) == ("00", first.get("37"))
+            with sb.host.engine.connect() as conn:
+                assert check(conn).balanced
+            await t.link.close()
+
+    asyncio.run(go())
