@@ -23,6 +23,8 @@ from psec.des import apply_key_variant, encrypt_tdes_ecb, generate_kcv
 from psec.mac import generate_retail_mac
 from psec.pinblock import encode_pinblock_iso_0
 
+from smartpos.cards.emv import SimulatedChip, TerminalData, arpc_tag91, read_icc_data
+from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.protocol.codec import MAC_LEN, Fields, encode
 from smartpos.protocol.codes import describe
 from smartpos.protocol.framing import Frame, Tpdu, encode_frame
@@ -64,7 +66,7 @@ MTI_NAMES = {
     "0210": "financial transaction response",
     "0220": "financial advice (refund)",
     "0230": "financial advice response",
-    "0320": "batch upload advice",
+    "0320": "batch upload or TC advice",
     "0330": "batch upload advice response",
     "0400": "reversal request (0401 = repeat)",
     "0410": "reversal response",
@@ -93,6 +95,7 @@ NET_NAMES = {
     "301": "echo test",
     "201": "settlement / batch upload",
     "202": "batch upload end",
+    "203": "TC advice",
 }
 CONDITION_NAMES = {"00": "normal presentment"}
 REVERSAL_REASONS = {"98": "no response", "A0": "MAC failure", "06": "other"}
@@ -258,6 +261,21 @@ def examples() -> list[Example]:
         "42": MID,
         "60": F60("22", BATCH, "201").encode(),
     }
+    # The card's TC for the 200.00 purchase (ATC 1), as the simulated chip makes it from the
+    # sandbox's public test issuer keys: ARQC, the host's approving tag 91, second GEN AC.
+    terminal_data = TerminalData(20000, date="26" + DATE, unpredictable=bytes.fromhex("1A2B3C4D"))
+    arqc = SimulatedChip(PAN, "01").generate_arqc(terminal_data, atc=1)
+    tag91 = decode_tlv(arpc_tag91(read_icc_data(encode_tlv(arqc).hex()), PAN, "01", True))["91"]
+    tc = SimulatedChip(PAN, "01").complete(arqc, tag91, approved=True)
+    tc_advice = {
+        **_base("0320", "000010", "215900"),
+        "2": PAN,
+        "4": "000000020000",
+        "23": "001",
+        "37": "250300000002",
+        "55": encode_tlv(tc).hex().upper(),
+        "60": F60("22", BATCH, "203").encode(),
+    }
     upload_end = {
         **_base("0320", "000009", "220100"),
         "48": "0002",
@@ -356,6 +374,21 @@ def examples() -> list[Example]:
             maced=True,
         ),
         Example(
+            "0320 TC advice",
+            "Before settling: the TC the inserted chip card gave for the 200.00 purchase "
+            "(second GENERATE AC after the host's tag 91), with the PAN, the sale's RRN, a "
+            "new STAN; 60.3 = 203.",
+            tc_advice,
+            maced=True,
+        ),
+        Example(
+            "0330 TC advice response",
+            "The TC verifies for that card, amount and counter: kept on the sale.",
+            _answer(tc_advice, "00"),
+            maced=True,
+            response=True,
+        ),
+        Example(
             "0320 batch upload end",
             "Closes the upload: 48 = 0002 advices were sent.",
             upload_end,
@@ -392,6 +425,31 @@ def _f60(value: str) -> list[str]:
         f"60.2 batch {f60.batch_no}",
         f"60.3 network code {f60.net_code} ({NET_NAMES.get(f60.net_code, '?')})",
     ]
+
+
+_EMV_TAGS = {
+    "9F26": "application cryptogram",
+    "9F27": "cryptogram information data",
+    "9F10": "issuer application data",
+    "9F37": "unpredictable number",
+    "9F36": "ATC",
+    "95": "TVR",
+    "9A": "transaction date",
+    "9C": "transaction type",
+    "9F02": "amount, authorised",
+    "9F03": "amount, other",
+    "5F2A": "currency",
+    "82": "AIP",
+    "9F1A": "terminal country",
+    "91": "issuer authentication data",
+}
+
+
+def _f55(value: str) -> list[str]:
+    lines = ["EMV TLV data:"]
+    for tag, data in decode_tlv(bytes.fromhex(value)).items():
+        lines.append(f"  {tag} {_EMV_TAGS.get(tag, '?')}: {data.hex().upper()}")
+    return lines
 
 
 def _f61(value: str) -> list[str]:
@@ -474,7 +532,7 @@ ANNOTATE: dict[str, Annotator] = {
     "52": lambda v, f: ["ISO 9564 format 0 block, TDES-ECB under the TPK"],
     "53": lambda v, f: [f"{v}: 2 = format 0 PIN block, 6 = double-length TDES, rest 0"],
     "54": _f54,
-    "55": lambda v, f: ["EMV TLV data"],
+    "55": lambda v, f: _f55(v),
     "60": lambda v, f: _f60(v),
     "61": lambda v, f: _f61(v),
     "62": _f62,

@@ -492,6 +492,8 @@ def terminal_settle(as_json: JsonOpt = False) -> None:
         print(json.dumps(data))
     else:
         for k, v in data.items():
+            if isinstance(v, dict):
+                v = ", ".join(f"{name} {count}" for name, count in v.items())
             console.print(f"{k}: {v}")
 
 

@@ -48,6 +48,7 @@ from smartpos.protocol.messages import (
     NET_ECHO,
     NET_SETTLE,
     NET_SIGN_ON,
+    NET_TC_ADVICE,
     PROC_BALANCE,
     PROC_PURCHASE,
     PROC_REFUND,
@@ -83,6 +84,7 @@ class TerminalError(Exception):
 
 
 CHIP_PSN = "01"  # PAN sequence number of the sandbox's simulated chip cards
+_TC_PAN = b"tc-advice-pan"  # vault context of a PAN kept sealed for its TC advice
 _ICC_ON_SLIP = (("ARQC", "9F26"), ("ATC", "9F36"), ("TVR", "95"))
 
 
@@ -597,6 +599,7 @@ class Terminal:
         # contactless ends online.)
         rc = resp.get("39", "")
         chip_inserted = card is not None and card.entry == ENTRY_CHIP
+        tc: tuple[str, bytes] | None = None
         if icc is not None and chip_inserted and rc == "00":
             assert card is not None
             second = self._second_generate_ac(icc, card, resp)
@@ -605,6 +608,7 @@ class Terminal:
                     result, jid, REVERSAL_OTHER, "the card refused the issuer's answer"
                 )
             result.icc["TC"] = second["9F26"].hex().upper()
+            tc = (encode_tlv(second).hex().upper(), self.vault.seal(card.pan.encode(), _TC_PAN))
         # 4. A trusted answer: record it and disarm the reversal in one commit.
         result.response_code, result.message = rc, describe(rc).en
         result.auth_code, result.rrn = resp.get("38", ""), resp.get("37", "")
@@ -621,6 +625,7 @@ class Terminal:
                 original=original,
                 kind=kind,
                 amount_minor=amount_minor,
+                tc=tc,
             )
         else:
             result.result = "declined"
@@ -680,7 +685,11 @@ class Terminal:
         original: Any = None,
         kind: str = "",
         amount_minor: int = 0,
+        tc: tuple[str, bytes] | None = None,
     ) -> None:
+        extra: dict[str, Any] = {}
+        if tc is not None:  # (TC data as hex TLV, sealed PAN) for the TC advice
+            extra = {"tc": tc[0], "tc_state": "pending", "tc_pan_sealed": tc[1]}
         with self.engine.begin() as conn:
             conn.execute(
                 update(journal)
@@ -692,6 +701,7 @@ class Terminal:
                     auth_code=auth_code or None,
                     rrn=rrn or None,
                     updated_at=_now(),
+                    **extra,
                 )
             )
             if disarm:
@@ -896,6 +906,7 @@ class Terminal:
         the batch and open the next."""
         await self._require_no_pending_reversal()
         batch_no = self.batch_no()
+        tc_advices = await self._send_tc_advices(batch_no)
         with self.engine.begin() as conn:
             ours = self.totals(conn, batch_no)
             stan = self._next_stan(conn)
@@ -936,7 +947,16 @@ class Terminal:
         else:
             label = "uploaded" if result == SettleResult.BALANCED else "not_balanced"
         with self.engine.begin() as conn:
-            conn.execute(update(journal).where(journal.c.batch_no == batch_no).values(settled=True))
+            conn.execute(
+                update(journal)
+                .where(journal.c.batch_no == batch_no)
+                .values(settled=True, tc_pan_sealed=None)  # no PAN kept past the batch
+            )
+            conn.execute(  # TCs not delivered by now (voided sales, a link down) are dropped
+                update(journal)
+                .where(and_(journal.c.batch_no == batch_no, journal.c.tc_state == "pending"))
+                .values(tc_state="dropped")
+            )
             conn.execute(
                 settlements.insert().values(
                     batch_no=batch_no,
@@ -958,12 +978,58 @@ class Terminal:
             "result": label,
             "uploaded": uploaded,
             "upload_refused": refused,
+            "tc_advices": tc_advices,
             "sales_count": ours.domestic.debit_count + ours.foreign.debit_count,
             "sales_minor": ours.domestic.debit_amount_minor + ours.foreign.debit_amount_minor,
             "refunds_count": ours.domestic.credit_count + ours.foreign.credit_count,
             "refunds_minor": ours.domestic.credit_amount_minor + ours.foreign.credit_amount_minor,
             "next_batch_no": self.batch_no(),
         }
+
+    async def _send_tc_advices(self, batch_no: str) -> dict[str, int]:
+        """Send the host the TC of each approved chip sale of the batch not sent yet (0320,
+        60.3 = 203; protocol.md §6.8). An answer settles the advice either way (00 sent,
+        else refused) and drops its sealed PAN; a link failure leaves the rest pending for
+        the next attempt — the settlement goes on regardless (no money moves here)."""
+        counts = {"sent": 0, "refused": 0, "pending": 0}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(journal).where(
+                    and_(
+                        journal.c.batch_no == batch_no,
+                        journal.c.tc_state == "pending",
+                        journal.c.status == "approved",
+                    )
+                )
+            ).all()
+        for n, row in enumerate(rows):
+            with self.engine.begin() as conn:
+                stan = self._next_stan(conn)
+            req: Fields = {
+                **self._base("0320", stan, self.clock()),
+                "2": self.vault.unseal(row.tc_pan_sealed, _TC_PAN).decode(),
+                "4": f"{row.amount_minor:012d}",
+                "23": f"0{CHIP_PSN}",
+                "37": row.rrn or "",
+                "55": row.tc,
+                "60": F60(TYPE_PURCHASE, batch_no, NET_TC_ADVICE).encode(),
+            }
+            try:
+                answer = self._check_response(
+                    req, await self.link.exchange(self._encode(req, True)), True
+                )
+            except (LinkError, MessageError):
+                counts["pending"] = len(rows) - n
+                break
+            state = "sent" if answer.get("39") == "00" else "refused"
+            counts[state] += 1
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(journal)
+                    .where(journal.c.id == row.id)
+                    .values(tc_state=state, tc_pan_sealed=None, updated_at=_now())
+                )
+        return counts
 
     async def _batch_upload(self, batch_no: str) -> tuple[int, str | None, int]:
         """Send every approved sale/refund of the batch (0320), then the closing 0320 with the

@@ -69,6 +69,12 @@ journal = Table(
     Column("settled", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # An inserted chip card's TC (field 55 data, hex) for the host's TC advice:
+    # tc_state pending → sent | refused; the PAN for the advice is kept sealed under the
+    # vault only while pending, and cleared when the batch settles whatever happened.
+    Column("tc", Text),
+    Column("tc_state", String(8)),
+    Column("tc_pan_sealed", LargeBinary),
 )
 
 # A reversal is written *before* its money-moving request goes out ("armed"); a valid

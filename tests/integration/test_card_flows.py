@@ -450,3 +450,48 @@ def test_chip_sale_end_to_end_and_a_refused_arpc_is_reversed(
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_settlement_sends_the_cards_tcs_first(tmp_path: Path) -> None:
+    """Each approved inserted-chip sale's TC goes to the host in a TC advice before the
+    settlement; the host keeps it on the sale; the terminal keeps no PAN afterwards."""
+
+    async def go() -> None:
+        from smartpos.host.tables import requests
+        from smartpos.terminal.tables import journal
+
+        async with running_sandbox(tmp_path) as sb:
+            t = await signed_on(sb)
+            chip = CardInput.parse(GOOD.pan, chip=True)
+            kept = await t.sale(1_500, chip, PIN)
+            tampered = await t.sale(800, chip, PIN)
+            voided = await t.sale(600, chip, PIN)
+            swiped = await t.sale(400, CardInput.parse(GOOD.track2), PIN)
+            assert (await t.void(stan=voided.stan)).result == "approved"
+            with t.engine.begin() as conn:  # a TC the card never made: the host refuses it
+                row = conn.execute(select(journal.c.tc).where(journal.c.stan == tampered.stan))
+                tc = row.scalar_one()
+                forged = tc[: tc.index("9F2608") + 6] + "00" * 8 + tc[tc.index("9F2608") + 22 :]
+                conn.execute(
+                    journal.update().where(journal.c.stan == tampered.stan).values(tc=forged)
+                )
+            out = await t.settle()
+            assert out["result"] == "balanced", out
+            assert out["tc_advices"] == {"sent": 1, "refused": 1, "pending": 0}, out
+            with sb.host.engine.connect() as conn:
+                tcs = dict(conn.execute(select(requests.c.rrn, requests.c.tc)).all())
+            assert tcs[kept.rrn] is not None and kept.icc["TC"] in tcs[kept.rrn]
+            assert tcs[tampered.rrn] is None and tcs[voided.rrn] is None
+            assert tcs[swiped.rrn] is None
+            with t.engine.connect() as conn:
+                states = dict(conn.execute(select(journal.c.stan, journal.c.tc_state)).all())
+                sealed = conn.execute(
+                    select(journal.c.id).where(journal.c.tc_pan_sealed.is_not(None))
+                ).all()
+            assert states[kept.stan] == "sent" and states[tampered.stan] == "refused"
+            assert states[voided.stan] == "dropped" and states[swiped.stan] is None
+            assert sealed == []  # no PAN kept past the settlement
+            assert_ledger_balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
