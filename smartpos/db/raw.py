@@ -67,6 +67,7 @@ class Raw:
         self.cur = dbapi.cursor()
         self._in_request = False  # between savepoint() and its release / rollback
         self._held: list[tuple[str, tuple[Any, ...]]] = []
+        self._second: Any = None  # a second cursor, for two reads in one pipeline
 
     @classmethod
     def of(cls, conn: Connection) -> Raw:
@@ -149,6 +150,26 @@ class Raw:
         self.run(q, params)
         assert q.row is not None
         return [q.row(*r) for r in self.cur.fetchall()]
+
+    def all_and_first(
+        self, q_all: Query, p_all: tuple[Any, ...], q_first: Query, p_first: tuple[Any, ...]
+    ) -> tuple[list[Any], Any]:
+        """Two independent reads: every row of ``q_all`` and the first of ``q_first``. On
+        PostgreSQL both go out in one pipeline (with anything held): one round trip."""
+        if not self.pg:
+            return self.all(q_all, p_all), self.first(q_first, p_first)
+        if self._second is None:
+            self._second = self.dbapi.cursor()
+        batch, self._held = self._held, []
+        with self.dbapi.pipeline():
+            for sql, params in batch:
+                self.cur.execute(sql, params)
+            self.cur.execute(q_all.pg_sql, p_all)
+            self._second.execute(q_first.pg_sql, p_first)
+        assert q_all.row is not None and q_first.row is not None
+        found = self._second.fetchone()
+        rows = [q_all.row(*r) for r in self.cur.fetchall()]
+        return rows, None if found is None else q_first.row(*found)
 
     def stamp(self, when: datetime) -> Any:
         """A datetime as the DateTime column stores it (SQLite: SQLAlchemy's text form)."""

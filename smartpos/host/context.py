@@ -67,6 +67,9 @@ class Context:
     card_read: CardRead | None = None
     # A chip card's verified ICC data and PAN sequence number: the answer carries tag 91.
     chip: Any = None
+    # The card's row, read together with the request's identity (one round trip on
+    # PostgreSQL); None: not read yet.
+    card_row: tuple[Any] | None = None
     # Requests already stored under this TID + STAN + date, by message class (one lookup
     # serves de-duplication and the reversal tombstone check).
     siblings: dict[str, Any] = field(default_factory=dict)

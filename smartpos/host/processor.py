@@ -247,7 +247,16 @@ class Processor:
     def _replay(self, conn: Connection, ctx: Context) -> bool:
         require(ctx.fields, "11", "13")
         tid, cls, stan, mmdd = self._identity(ctx)
-        ctx.siblings = {r.msg_class: r for r in Raw.of(conn).all(_SEL_IDENTITY, (tid, stan, mmdd))}
+        raw, read = Raw.of(conn), ctx.card_read
+        if ctx.kind in (TxnType.PURCHASE, TxnType.BALANCE) and read and read.token:
+            # The card row too, in the same round trip (the purchase path reads it next).
+            rows, card = raw.all_and_first(
+                _SEL_IDENTITY, (tid, stan, mmdd), _SEL_CARD, (read.token,)
+            )
+            ctx.card_row = (card,)
+        else:
+            rows = raw.all(_SEL_IDENTITY, (tid, stan, mmdd))
+        ctx.siblings = {r.msg_class: r for r in rows}
         row = ctx.siblings.get(cls)
         if row is None:
             return False
@@ -271,7 +280,10 @@ class Processor:
         if read.pan is None:
             raise Decline("30", "no card data")
         ctx.pan, expiry = read.pan, read.expiry
-        card = Raw.of(conn).first(_SEL_CARD, (read.token,))
+        if ctx.card_row is not None:
+            card = ctx.card_row[0]
+        else:
+            card = Raw.of(conn).first(_SEL_CARD, (read.token,))
         if card is None:
             raise Decline("14", "unknown card")
         ctx.card = card
