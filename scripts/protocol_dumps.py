@@ -442,6 +442,7 @@ _EMV_TAGS = {
     "82": "AIP",
     "9F1A": "terminal country",
     "91": "issuer authentication data",
+    "84": "AID (dedicated file name)",
 }
 
 

@@ -23,7 +23,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from psec.des import adjust_key_parity
 from pyemv.cvn import VisaCVN18
 
-from smartpos.cards.pan import CardError
+from smartpos.cards.pan import Brand, CardError, brand_of
 from smartpos.cards.tlv import decode_tlv, encode_tlv
 
 # pyemv, like psec, drives two-key TDES through cryptography's deprecated path: the standard's
@@ -37,6 +37,7 @@ __all__ = [
     "TerminalData",
     "arpc_tag91",
     "read_icc_data",
+    "sandbox_application",
     "verify_arqc",
 ]
 
@@ -73,6 +74,28 @@ ARQC_TAGS = (
     "82",  # application interchange profile
     "9F1A",  # terminal country code
 )
+
+
+# The application each sandbox chip card carries (its AID, 84, and application label, 50),
+# by scheme. UnionPay's AID tells debit (…01) from credit (…02): the sandbox issues its
+# UnionPay credit cards in BIN 6258 (docs/test-cards.md), every other 62 card is debit.
+_APPLICATIONS: dict[Brand, tuple[str, str]] = {
+    Brand.UNIONPAY: ("A000000333010101", "UnionPay Debit"),
+    Brand.VISA: ("A0000000031010", "Visa Credit"),
+    Brand.MASTERCARD: ("A0000000041010", "Mastercard"),
+    Brand.AMEX: ("A00000002501", "American Express"),
+    Brand.JCB: ("A0000000651010", "JCB"),
+    Brand.DISCOVER: ("A0000001523010", "Discover"),
+}
+_UNIONPAY_CREDIT = ("A000000333010102", "UnionPay Credit")
+
+
+def sandbox_application(pan: str) -> tuple[str, str]:
+    """(AID as hex, application label) of the sandbox's simulated chip for ``pan``."""
+    brand = brand_of(pan)
+    if brand is Brand.UNIONPAY and pan.startswith("6258"):
+        return _UNIONPAY_CREDIT
+    return _APPLICATIONS.get(brand, ("A0000000000000", "Unknown"))
 
 
 def _bcd(digits: str) -> bytes:
@@ -131,6 +154,8 @@ class SimulatedChip:
     def __init__(self, pan: str, psn: str = "01") -> None:
         self.pan, self.psn = pan, psn
         self._cvn = _issuer(pan, psn)
+        aid, self.label = sandbox_application(pan)
+        self.aid = bytes.fromhex(aid)
 
     def generate_arqc(self, terminal: TerminalData, atc: int) -> dict[str, bytes]:
         """Field 55's data objects for an online authorisation at transaction counter
@@ -140,6 +165,7 @@ class SimulatedChip:
         tags = {**terminal.tags(), "82": AIP, "9F36": atc.to_bytes(2, "big"), "9F10": IAD}
         tags["9F26"] = _ac(self._cvn, tags)
         tags["9F27"] = CID_ARQC
+        tags["84"] = self.aid  # the application the terminal selected (dedicated file name)
         return tags
 
     def complete(

@@ -66,7 +66,7 @@ _KIND_LABELS: dict[TxnKind, tuple[str, str]] = {
 }
 
 # Entry mode → the one-letter marker printed after the card number on CUP slips.
-ICC_FIELDS = frozenset({"ARQC", "ATC", "TVR", "TC"})
+ICC_FIELDS = frozenset({"AID", "ARQC", "ATC", "TVR", "TC"})
 ENTRY_MARKERS: dict[str, str] = {
     "swipe": "S",
     "chip": "I",
@@ -122,8 +122,10 @@ class Receipt:
     reference: str = ""
     acquirer: str = "smartpos sandbox"
     reprint: bool = False
-    # Chip transactions: (ARQC | ATC | TVR, hex value), printed in this order.
+    # Chip transactions: (AID | ARQC | ATC | TVR | TC, hex value), printed in this order,
+    # and the card application's label.
     icc: tuple[tuple[str, str], ...] = ()
+    app_label: str = ""
 
     def __post_init__(self) -> None:
         check_masked_pan(self.pan_masked)

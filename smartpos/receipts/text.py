@@ -57,6 +57,7 @@ _REFERENCE = _Label("备注", "REFERENCE")
 _SIGNATURE = _Label("持卡人签名", "CARDHOLDER SIGNATURE")
 # Chip data printed on an IC-card slip (what the card and terminal used for the ARQC).
 ICC_LABELS = {
+    "AID": _Label("应用标识", "AID"),
     "ARQC": _Label("应用密文", "ARQC"),
     "ATC": _Label("应用交易计数器", "ATC"),
     "TVR": _Label("终端验证结果", "TVR"),
@@ -66,6 +67,7 @@ ICC_LABELS = {
 _TITLE = ("POS签购单", "POS SALES SLIP")
 _REPRINT = ("重打印", "REPRINT")
 _PIN_VERIFIED = ("密码验证 免签名", "PIN VERIFIED - NO SIGNATURE REQUIRED")
+_APP_LABEL = _Label("应用标签", "APP LABEL")
 _NO_CVM = ("小额免密免签", "NO PIN, NO SIGNATURE REQUIRED")
 _ACKNOWLEDGE = (
     "本人确认以上交易,同意将其记入本卡账户",
@@ -220,6 +222,8 @@ def receipt_lines(receipt: Receipt, width: int = 32, ascii_only: bool = False) -
     )
     if receipt.reference.strip():
         out.field(_REFERENCE, receipt.reference)
+    if receipt.app_label:
+        out.field(_APP_LABEL, receipt.app_label)
     for name, value in receipt.icc:
         out.field(ICC_LABELS[name], value)
     out.rule()

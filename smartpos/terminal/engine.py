@@ -85,7 +85,7 @@ class TerminalError(Exception):
 
 CHIP_PSN = "01"  # PAN sequence number of the sandbox's simulated chip cards
 _TC_PAN = b"tc-advice-pan"  # vault context of a PAN kept sealed for its TC advice
-_ICC_ON_SLIP = (("ARQC", "9F26"), ("ATC", "9F36"), ("TVR", "95"))
+_ICC_ON_SLIP = (("AID", "84"), ("ARQC", "9F26"), ("ATC", "9F36"), ("TVR", "95"))
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,8 @@ class TxnResult:
     balance_minor: int | None = None
     journal_id: int | None = None
     pin_verified: bool = False
-    icc: dict[str, str] = field(default_factory=dict)  # chip sale: ARQC, ATC, TVR (hex)
+    icc: dict[str, str] = field(default_factory=dict)  # chip sale: AID, ARQC, ATC, TVR, TC (hex)
+    app_label: str = ""  # chip sale: the card application's label
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -580,6 +581,8 @@ class Terminal:
         )
         if icc is not None:
             result.icc = {name: icc[tag].hex().upper() for name, tag in _ICC_ON_SLIP}
+            assert card is not None
+            result.app_label = SimulatedChip(card.pan, CHIP_PSN).label
         # 2. Online request.
         try:
             raw = await self.link.exchange(self._encode(req, True))

@@ -49,6 +49,7 @@ def receipts_for(
             pin_verified=pin_verified,
             reference=reference,
             icc=tuple(result.icc.items()),
+            app_label=result.app_label,
         )
         for copy in (Copy.MERCHANT, Copy.CUSTOMER)
     ]

@@ -12,6 +12,7 @@ from smartpos.cards.emv import (
     TerminalData,
     arpc_tag91,
     read_icc_data,
+    sandbox_application,
     verify_arqc,
 )
 from smartpos.cards.tlv import decode_tlv, encode_tlv
@@ -56,6 +57,16 @@ def test_second_generate_ac_gives_a_tc_only_for_its_issuers_approval() -> None:
     ):
         aac = chip.complete(tags, tag91, approved=host_approved)
         assert aac["9F27"] == CID_AAC and aac["9F26"] not in (tc["9F26"], tags["9F26"])
+
+
+def test_sandbox_chip_applications() -> None:
+    assert sandbox_application(PAN) == ("A000000333010101", "UnionPay Debit")
+    assert sandbox_application("6258000000000006") == ("A000000333010102", "UnionPay Credit")
+    assert sandbox_application("4761730000000003") == ("A0000000031010", "Visa Credit")
+    chip = SimulatedChip(PAN, "01")
+    tags = chip.generate_arqc(TerminalData(100), atc=1)
+    assert tags["84"] == bytes.fromhex("A000000333010101")
+    assert read_icc_data(_f55(tags)).atc == 1  # the host reads past the extra tag
 
 
 def test_every_covered_tag_changes_the_cryptogram() -> None:

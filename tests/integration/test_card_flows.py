@@ -428,6 +428,7 @@ def test_chip_sale_end_to_end_and_a_refused_arpc_is_reversed(
             chip = CardInput.parse(GOOD.pan, chip=True)
             first = await t.sale(1234, chip, PIN)
             assert first.result == "approved" and first.entry_mode == "chip", first
+            assert (first.icc["AID"], first.app_label) == ("A000000333010101", "UnionPay Debit")
             # The card accepted the approval: its TC (second GENERATE AC) is on the slip.
             assert len(first.icc["TC"]) == 16 and first.icc["TC"] != first.icc["ARQC"]
             second = await t.sale(100, chip, PIN)  # the next ATC: not a replay

@@ -31,7 +31,9 @@ VARIANTS = {
     "customer-usd": make_receipt(copy=Copy.CUSTOMER, amount=Money.of(500, "USD")),
     "chip": make_receipt(
         entry_mode="chip",
+        app_label="UnionPay Debit",
         icc=(
+            ("AID", "A000000333010101"),
             ("ARQC", "1A2B3C4D5E6F7081"),
             ("ATC", "0007"),
             ("TVR", "0000000000"),
@@ -153,6 +155,8 @@ def test_chip_slip_shows_the_cryptogram_counter_and_tvr() -> None:
     assert "ARQC" in text and "1A2B3C4D5E6F7081" in text
     assert "0007" in text and "0000000000" in text
     assert "交易证书(TC):" in text and "8877665544332211" in text
+    assert "A000000333010101" in text and "UnionPay Debit" in text
+    assert text.index("应用标签(APP LABEL)") < text.index("应用标识(AID)") < text.index("ARQC")
     assert "ARQC" not in render_text(make_receipt())
 
 
