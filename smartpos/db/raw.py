@@ -124,19 +124,20 @@ class Raw:
         else:
             self.run(q, params)
 
-    def _send_held(self, then: tuple[str, tuple[Any, ...]] | None = None) -> None:
-        """Send the held writes (and ``then``, whose result stays on the cursor) in one
-        pipeline. The held list is emptied first: on an error nothing is sent twice."""
-        batch, self._held = self._held, []
-        if then is not None:
-            batch.append(then)
+    def _send_held(self, *then: tuple[Any, str, tuple[Any, ...]]) -> None:
+        """Send the held writes, then the ``(cursor, sql, params)`` statements whose results
+        stay on their cursors, in one pipeline. The held list is emptied first: on an error
+        nothing is sent twice."""
+        held, self._held = self._held, []
         with self.dbapi.pipeline():
-            for sql, params in batch:
+            for sql, params in held:
                 self.cur.execute(sql, params)
+            for cursor, sql, params in then:
+                cursor.execute(sql, params)
 
     def run(self, q: Query, params: tuple[Any, ...]) -> None:
         if self._held:
-            self._send_held((q.pg_sql, params))
+            self._send_held((self.cur, q.pg_sql, params))
             return
         self.cur.execute(q.pg_sql if self.pg else q.sql, params)
 
@@ -160,12 +161,7 @@ class Raw:
             return self.all(q_all, p_all), self.first(q_first, p_first)
         if self._second is None:
             self._second = self.dbapi.cursor()
-        batch, self._held = self._held, []
-        with self.dbapi.pipeline():
-            for sql, params in batch:
-                self.cur.execute(sql, params)
-            self.cur.execute(q_all.pg_sql, p_all)
-            self._second.execute(q_first.pg_sql, p_first)
+        self._send_held((self.cur, q_all.pg_sql, p_all), (self._second, q_first.pg_sql, p_first))
         assert q_all.row is not None and q_first.row is not None
         found = self._second.fetchone()
         rows = [q_all.row(*r) for r in self.cur.fetchall()]
