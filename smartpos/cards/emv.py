@@ -154,8 +154,7 @@ class SimulatedChip:
     def __init__(self, pan: str, psn: str = "01") -> None:
         self.pan, self.psn = pan, psn
         self._cvn = _issuer(pan, psn)
-        aid, self.label = sandbox_application(pan)
-        self.aid = bytes.fromhex(aid)
+        self.aid = bytes.fromhex(sandbox_application(pan)[0])
 
     def generate_arqc(self, terminal: TerminalData, atc: int) -> dict[str, bytes]:
         """Field 55's data objects for an online authorisation at transaction counter

@@ -795,7 +795,7 @@ class Processor:
     # -- TC advice -------------------------------------------------------------------------
 
     def _tc_advice(self, conn: Connection, ctx: Context) -> None:
-        """The card's transaction certificate for an approved chip sale (protocol.md §6.8):
+        """The card's transaction certificate for an approved chip sale (protocol.md §8.11):
         kept on the sale once it verifies as that card's, for that amount and counter."""
         f = ctx.fields
         require(f, "2", "4", "37", "41", "42", "55", "60")

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, select, update
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan, normalize_pan
-from smartpos.cards.emv import CID_TC, SimulatedChip, TerminalData
+from smartpos.cards.emv import CID_TC, SimulatedChip, TerminalData, sandbox_application
 from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.cards.track import parse_expiry, parse_track2
 from smartpos.keys.keys import signon_mac_key, unpack_f62
@@ -356,20 +356,17 @@ class Terminal:
                 )
         fields = self._card_fields(card, pin)
         fields.update({"3": PROC_PURCHASE, "4": f"{amount_minor:012d}"})
-        icc = None
-        if card.reads_chip:
-            icc = self._generate_arqc(card, amount_minor)
-            fields["23"] = f"0{CHIP_PSN}"
-            fields["55"] = encode_tlv(icc).hex().upper()
+        icc = self._add_arqc(fields, card, amount_minor) if card.reads_chip else None
         return await self._money_txn(
             "sale", "0200", TYPE_PURCHASE, fields, amount_minor, card, pin is not None, icc=icc
         )
 
-    def _generate_arqc(
-        self, card: CardInput, amount_minor: int, txn_type: str = "00"
+    def _add_arqc(
+        self, fields: Fields, card: CardInput, amount_minor: int, txn_type: str = "00"
     ) -> dict[str, bytes]:
         """GENERATE AC on the (simulated) chip: the next transaction counter, an ARQC over
-        this terminal's data for this amount."""
+        this terminal's data for this amount; its data objects go into field 55 (and the
+        PAN sequence number into 23) and are returned."""
         token = self.tokenizer.token(card.pan)
         with self.engine.begin() as conn:
             atc = conn.execute(
@@ -391,7 +388,10 @@ class Terminal:
             date=self.clock().strftime("%y%m%d"),
             txn_type=txn_type,
         )
-        return SimulatedChip(card.pan, CHIP_PSN).generate_arqc(terminal_data, atc)
+        icc = SimulatedChip(card.pan, CHIP_PSN).generate_arqc(terminal_data, atc)
+        fields["23"] = f"0{CHIP_PSN}"
+        fields["55"] = encode_tlv(icc).hex().upper()
+        return icc
 
     async def void(self, *, stan: str | None = None, invoice_no: str | None = None) -> TxnResult:
         with self.engine.connect() as conn:
@@ -454,9 +454,7 @@ class Terminal:
         fields["3"] = PROC_BALANCE
         if card.reads_chip:
             # The card authenticates itself online for an inquiry too (amount 0, type 31).
-            icc = self._generate_arqc(card, 0, txn_type="31")
-            fields["23"] = f"0{CHIP_PSN}"
-            fields["55"] = encode_tlv(icc).hex().upper()
+            self._add_arqc(fields, card, 0, txn_type="31")
         with self.engine.begin() as conn:
             stan = self._next_stan(conn)
         req = {
@@ -582,7 +580,7 @@ class Terminal:
         if icc is not None:
             result.icc = {name: icc[tag].hex().upper() for name, tag in _ICC_ON_SLIP}
             assert card is not None
-            result.app_label = SimulatedChip(card.pan, CHIP_PSN).label
+            result.app_label = sandbox_application(card.pan)[1]
         # 2. Online request.
         try:
             raw = await self.link.exchange(self._encode(req, True))
@@ -991,7 +989,7 @@ class Terminal:
 
     async def _send_tc_advices(self, batch_no: str) -> dict[str, int]:
         """Send the host the TC of each approved chip sale of the batch not sent yet (0320,
-        60.3 = 203; protocol.md §6.8). An answer settles the advice either way (00 sent,
+        60.3 = 203; protocol.md §8.11). An answer settles the advice either way (00 sent,
         else refused) and drops its sealed PAN; a link failure leaves the rest pending for
         the next attempt — the settlement goes on regardless (no money moves here)."""
         counts = {"sent": 0, "refused": 0, "pending": 0}
