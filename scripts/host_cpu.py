@@ -28,7 +28,6 @@ from smartpos.db.scratch import scratch_database
 from smartpos.host.pipeline import HostService
 from smartpos.host.processor import Processor
 from smartpos.host.sandbox import open_host
-from smartpos.protocol.framing import Frame, decode_body, encode_frame
 from smartpos.protocol.profiles import get_profile
 
 
@@ -68,20 +67,14 @@ def measure(terminals: int, rounds: int, db_url: str | None) -> None:
             service.start()
             sims = [SimTerminal(s.tid, s.mid, s.pan, s.tmk, profile, 100, False) for s in setups]
 
-            async def through(sim: SimTerminal, message: bytes) -> bytes:
-                frame = encode_frame(Frame(sim._tpdu, profile.app_header, message))
-                answer = await service.handle(frame[2:])
-                assert answer is not None
-                return decode_body(answer[2:], profile.header_len).message
-
             for sim in sims:
-                sim._exchange = lambda m, sim=sim: through(sim, m)  # type: ignore[method-assign]
+                sim.attach(service)
                 await sim.sign_on()
             built = [[sim.build_purchase() for _ in range(rounds)] for sim in sims]
 
             async def drive(sim: SimTerminal, purchases: list[tuple[str, bytes]]) -> None:
                 for stan, message in purchases:
-                    assert sim.check_answer(stan, await through(sim, message)) == "00"
+                    assert sim.check_answer(stan, await sim.through(service, message)) == "00"
 
             decide[0] = 0.0
             wall, cpu = time.perf_counter(), time.process_time()

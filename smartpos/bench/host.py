@@ -460,6 +460,7 @@ class SimTerminal:
         self.tak: bytes | None = _BARE_TAK if bare else None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._service: Any = None  # an in-process HostService instead of a socket (attach)
         self._tpdu = Tpdu(profile.host_nii, profile.terminal_nii)
         self._static: Fields = {
             "3": PROC_PURCHASE,
@@ -494,7 +495,23 @@ class SimTerminal:
         self.stan = self.stan % 999_999 + 1
         return f"{self.stan:06d}"
 
+    def attach(self, service: Any) -> None:
+        """From now on talk to ``service``, a HostService in this process, instead of over
+        a connection (harnesses and tests that drive the host without the network)."""
+        self._service = service
+
+    async def through(self, service: Any, message: bytes) -> bytes:
+        """``message`` handled by the in-process ``service``, framed as on the wire; the
+        answer's message."""
+        frame = encode_frame(Frame(self._tpdu, self.profile.app_header, message))
+        answer = await service.handle(frame[2:])
+        if answer is None:
+            raise ConnectionError("the host did not answer")
+        return decode_body(answer[2:], self.profile.header_len).message
+
     async def _exchange(self, message: bytes) -> bytes:
+        if self._service is not None:
+            return await self.through(self._service, message)
         assert self._reader is not None and self._writer is not None
         self._writer.write(encode_frame(Frame(self._tpdu, self.profile.app_header, message)))
         async with asyncio.timeout(self.profile.response_timeout_ms / 1000):

@@ -22,7 +22,6 @@ from smartpos.host.sandbox import open_host
 from smartpos.host.tables import requests, transfers
 from smartpos.protocol import codec
 from smartpos.protocol.codec import MessageError
-from smartpos.protocol.framing import Frame, decode_body, encode_frame
 from smartpos.protocol.profiles import get_profile
 from tests.pg import fresh_database
 
@@ -96,19 +95,13 @@ def test_a_request_failing_after_its_hold_is_undone_alone(
             for s, amount in zip(setups, (100, POISON_MINOR, 300), strict=True)
         ]
 
-        async def through(sim: SimTerminal, message: bytes) -> bytes:
-            frame = encode_frame(Frame(sim._tpdu, PROFILE.app_header, message))
-            answer = await service.handle(frame[2:])
-            assert answer is not None
-            return decode_body(answer[2:], PROFILE.header_len).message
-
         for sim in sims:
-            sim._exchange = lambda m, sim=sim: through(sim, m)  # type: ignore[method-assign]
+            sim.attach(service)
             await sim.sign_on()
         built = [sim.build_purchase() for sim in sims]
         batches = service.stats.batches
         answers = await asyncio.gather(
-            *(through(sim, msg) for sim, (_, msg) in zip(sims, built, strict=True))
+            *(sim.through(service, msg) for sim, (_, msg) in zip(sims, built, strict=True))
         )
         assert service.stats.batches == batches + 1  # all three decided in one transaction
         codes = [codec.decode(a)["39"] for a in answers]

@@ -25,7 +25,6 @@ from smartpos.host.ledger import check
 from smartpos.host.pipeline import BatchWriter, HostService
 from smartpos.host.sandbox import open_host
 from smartpos.protocol import codec
-from smartpos.protocol.framing import Frame, decode_body, encode_frame
 from smartpos.protocol.profiles import get_profile
 from tests.pg import fresh_database
 
@@ -33,13 +32,6 @@ pytestmark = pytest.mark.integration
 
 PROFILE = get_profile("sandbox")
 SMARTPOS = [sys.executable, "-c", "from smartpos.cli import app; app()"]
-
-
-async def _via(service: HostService, sim: SimTerminal, message: bytes) -> bytes:
-    frame = encode_frame(Frame(sim._tpdu, PROFILE.app_header, message))
-    answer = await service.handle(frame[2:])
-    assert answer is not None
-    return decode_body(answer[2:], PROFILE.header_len).message
 
 
 def test_front_ends_share_one_writer_keys_and_replays(tmp_path: Path) -> None:
@@ -64,24 +56,21 @@ def test_front_ends_share_one_writer_keys_and_replays(tmp_path: Path) -> None:
         a, b = fronts
         sim = SimTerminal(setup.tid, setup.mid, setup.pan, setup.tmk, PROFILE, 100, False)
 
-        async def through(service: HostService, message: bytes) -> bytes:
-            return await _via(service, sim, message)
-
-        sim._exchange = lambda m: through(a, m)  # type: ignore[method-assign]
+        sim.attach(a)
         await sim.sign_on()
         # b loaded its terminal keys before that sign-on: it must find the new ones.
         stan, purchase = sim.build_purchase()
-        first = await through(b, purchase)
+        first = await sim.through(b, purchase)
         assert sim.check_answer(stan, first) == "00"
-        again = await through(a, purchase)
+        again = await sim.through(a, purchase)
         assert sim.check_answer(stan, again) == "00"
         f1, f2 = codec.decode(first), codec.decode(again)
         assert (f2["39"], f2["37"], f2["38"]) == (f1["39"], f1["37"], f1["38"])
         # Sign on again through b; a still holds the keys of the first sign-on.
-        sim._exchange = lambda m: through(b, m)  # type: ignore[method-assign]
+        sim.attach(b)
         await sim.sign_on()
         stan, purchase = sim.build_purchase()
-        assert sim.check_answer(stan, await through(a, purchase)) == "00"
+        assert sim.check_answer(stan, await sim.through(a, purchase)) == "00"
         for service in fronts:
             await service.writer.stop()
         server.close()
@@ -288,14 +277,14 @@ def test_bad_macs_cost_at_most_one_key_reload_a_second(
         front = HostService(rt.engine, rt.processor(), rt.hsm, PROFILE, writer=remote)
         single = HostService(rt.engine, rt.processor(), rt.hsm, PROFILE)  # its own writer
         sim = SimTerminal(setup.tid, setup.mid, setup.pan, setup.tmk, PROFILE, 100, False)
-        sim._exchange = lambda m: _via(front, sim, m)  # type: ignore[method-assign]
+        sim.attach(front)
         await sim.sign_on()
         sim.tak = bytes(16)  # from now on every MAC is wrong
         for service, expected_reads in ((single, 0), (front, 1)):
             reads.clear()
             for _ in range(5):
                 _, forged = sim.build_purchase()
-                assert codec.decode(await _via(service, sim, forged))["39"] == "A0"
+                assert codec.decode(await sim.through(service, forged))["39"] == "A0"
             assert len(reads) == expected_reads
         await remote.stop()
         server.close()
