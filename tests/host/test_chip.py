@@ -15,13 +15,45 @@ from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.host.ledger import check
 from smartpos.host.testcards import CATALOGUE
 from smartpos.protocol import codec
-from smartpos.terminal.engine import CardInput
+from smartpos.terminal.engine import CardInput, Terminal
 from tests.host.test_bad_input import frame, send_raw, transfer_count
-from tests.sandbox import running_sandbox
+from tests.sandbox import Sandbox, running_sandbox
 
 pytestmark = pytest.mark.integration
 GOOD = CATALOGUE[0]
 OTHER = next(c for c in CATALOGUE[1:] if c.pin and c.pan[:2] == "62")
+
+
+def _purchase(
+    t: Terminal, amount: int, icc: dict[str, bytes] | None, entry: str = "051"
+) -> dict[str, Any]:
+    """A purchase of ``amount`` with GOOD's PIN block, as a chip terminal sends it (field 55
+    from ``icc``), without trace, time and date."""
+    fields: dict[str, Any] = {
+        "t": "0200",
+        "3": "000000",
+        "4": f"{amount:012d}",
+        "22": entry,
+        "25": "00",
+        "26": "12",
+        "2": GOOD.pan,
+        "41": t.tid,
+        "42": t.mid,
+        "49": "156",
+        "52": t._card_fields(CardInput.parse(GOOD.pan), GOOD.pin)["52"],
+        "60": "22000001000",
+    }
+    if entry == "051":
+        fields["23"] = "001"
+    if icc is not None:
+        fields["55"] = encode_tlv(icc).hex().upper()
+    return fields
+
+
+async def _answer(sb: Sandbox, wire: bytes) -> dict[str, str]:
+    resp = await send_raw(sb, wire)
+    assert resp is not None
+    return codec.decode(resp)
 
 
 def test_chip_purchase_checks_the_arqc_and_answers_with_an_arpc(tmp_path: Path) -> None:
@@ -36,33 +68,17 @@ def test_chip_purchase_checks_the_arqc_and_answers_with_an_arpc(tmp_path: Path) 
                 amount: int, icc: dict[str, bytes] | None, same_stan: bool = False, **extra: str
             ) -> bytes:
                 stan[0] += 0 if same_stan else 1
-                fields: dict[str, Any] = {
-                    "t": "0200",
-                    "3": "000000",
-                    "4": f"{amount:012d}",
+                fields = {
+                    **_purchase(t, amount, icc),
                     "11": f"{stan[0]:06d}",
                     "12": "101010",
                     "13": "1123",
-                    "22": "051",
-                    "23": "001",
-                    "25": "00",
-                    "26": "12",
-                    "2": GOOD.pan,
-                    "41": t.tid,
-                    "42": t.mid,
-                    "49": "156",
-                    "52": t._card_fields(CardInput.parse(GOOD.pan), GOOD.pin)["52"],
-                    "60": "22000001000",
                     **extra,
                 }
-                if icc is not None:
-                    fields["55"] = encode_tlv(icc).hex().upper()
                 return frame(sb, codec.encode(fields, mac=t._mac))
 
             async def answer(wire: bytes) -> dict[str, str]:
-                resp = await send_raw(sb, wire)
-                assert resp is not None
-                return codec.decode(resp)
+                return await _answer(sb, wire)
 
             before = transfer_count(sb)
             icc = chip.generate_arqc(TerminalData(1234), atc=7)
@@ -130,26 +146,10 @@ def test_tc_advice_is_kept_only_for_the_sales_own_certificate(tmp_path: Path) ->
                 return frame(sb, codec.encode({**base, **fields}, mac=t._mac))
 
             async def answer(wire: bytes) -> dict[str, str]:
-                resp = await send_raw(sb, wire)
-                assert resp is not None
-                return codec.decode(resp)
+                return await _answer(sb, wire)
 
             def purchase(amount: int, icc: dict[str, bytes] | None) -> bytes:
-                fields: dict[str, Any] = {
-                    "t": "0200",
-                    "3": "000000",
-                    "4": f"{amount:012d}",
-                    "22": "051" if icc else "021",
-                    "25": "00",
-                    "26": "12",
-                    "2": GOOD.pan,
-                    "49": "156",
-                    "52": t._card_fields(CardInput.parse(GOOD.pan), GOOD.pin)["52"],
-                    "60": "22000001000",
-                }
-                if icc is not None:
-                    fields.update({"23": "001", "55": encode_tlv(icc).hex().upper()})
-                return message(fields)
+                return message(_purchase(t, amount, icc, entry="051" if icc else "021"))
 
             def advice(rrn: str, amount: int, tc: dict[str, bytes], pan: str = GOOD.pan) -> bytes:
                 return message(
