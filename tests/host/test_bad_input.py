@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from smartpos.cards.tlv import encode_tlv
 from smartpos.host.ledger import check
 from smartpos.host.processor import _trace_after
 from smartpos.host.tables import terminals, transfers
@@ -58,6 +60,32 @@ def sign_on_fields(t: Terminal, stan: str) -> dict[str, str]:
     }
 
 
+def purchase_fields(
+    t: Terminal, amount: int, icc: dict[str, bytes] | None, entry: str = "051"
+) -> dict[str, Any]:
+    """A purchase of ``amount`` with GOOD's PIN block (chip entry by default, field 55 from
+    ``icc``), without trace, time and date."""
+    fields: dict[str, Any] = {
+        "t": "0200",
+        "3": "000000",
+        "4": f"{amount:012d}",
+        "22": entry,
+        "25": "00",
+        "26": "12",
+        "2": GOOD.pan,
+        "41": t.tid,
+        "42": t.mid,
+        "49": "156",
+        "52": t._card_fields(CardInput.parse(GOOD.pan), GOOD.pin)["52"],
+        "60": "22000001000",
+    }
+    if entry == "051":
+        fields["23"] = "001"
+    if icc is not None:
+        fields["55"] = encode_tlv(icc).hex().upper()
+    return fields
+
+
 def transfer_count(sb: Sandbox) -> int:
     with sb.host.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(transfers)).scalar_one())
@@ -69,21 +97,10 @@ def test_bad_input_never_posts(tmp_path: Path) -> None:
             t = sb.terminal(profile=sb.profile)
             await t.sign_on()
             base = {
-                "t": "0200",
-                "3": "000000",
-                "4": "000000001000",
+                **purchase_fields(t, 1000, None, entry="011"),
                 "11": "000500",
                 "12": "101010",
                 "13": "1123",
-                "22": "011",
-                "25": "00",
-                "26": "12",
-                "2": GOOD.pan,
-                "41": t.tid,
-                "42": t.mid,
-                "49": "156",
-                "52": t._card_fields(CardInput.parse(GOOD.pan), "123456")["52"],
-                "60": "22000001000",
             }
             before = transfer_count(sb)
 

@@ -15,39 +15,12 @@ from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.host.ledger import check
 from smartpos.host.testcards import CATALOGUE
 from smartpos.protocol import codec
-from smartpos.terminal.engine import CardInput, Terminal
-from tests.host.test_bad_input import frame, send_raw, transfer_count
+from tests.host.test_bad_input import frame, purchase_fields, send_raw, transfer_count
 from tests.sandbox import Sandbox, running_sandbox
 
 pytestmark = pytest.mark.integration
 GOOD = CATALOGUE[0]
 OTHER = next(c for c in CATALOGUE[1:] if c.pin and c.pan[:2] == "62")
-
-
-def _purchase(
-    t: Terminal, amount: int, icc: dict[str, bytes] | None, entry: str = "051"
-) -> dict[str, Any]:
-    """A purchase of ``amount`` with GOOD's PIN block, as a chip terminal sends it (field 55
-    from ``icc``), without trace, time and date."""
-    fields: dict[str, Any] = {
-        "t": "0200",
-        "3": "000000",
-        "4": f"{amount:012d}",
-        "22": entry,
-        "25": "00",
-        "26": "12",
-        "2": GOOD.pan,
-        "41": t.tid,
-        "42": t.mid,
-        "49": "156",
-        "52": t._card_fields(CardInput.parse(GOOD.pan), GOOD.pin)["52"],
-        "60": "22000001000",
-    }
-    if entry == "051":
-        fields["23"] = "001"
-    if icc is not None:
-        fields["55"] = encode_tlv(icc).hex().upper()
-    return fields
 
 
 async def _answer(sb: Sandbox, wire: bytes) -> dict[str, str]:
@@ -69,7 +42,7 @@ def test_chip_purchase_checks_the_arqc_and_answers_with_an_arpc(tmp_path: Path) 
             ) -> bytes:
                 stan[0] += 0 if same_stan else 1
                 fields = {
-                    **_purchase(t, amount, icc),
+                    **purchase_fields(t, amount, icc),
                     "11": f"{stan[0]:06d}",
                     "12": "101010",
                     "13": "1123",
@@ -149,7 +122,7 @@ def test_tc_advice_is_kept_only_for_the_sales_own_certificate(tmp_path: Path) ->
                 return await _answer(sb, wire)
 
             def purchase(amount: int, icc: dict[str, bytes] | None) -> bytes:
-                return message(_purchase(t, amount, icc, entry="051" if icc else "021"))
+                return message(purchase_fields(t, amount, icc, entry="051" if icc else "021"))
 
             def advice(rrn: str, amount: int, tc: dict[str, bytes], pan: str = GOOD.pan) -> bytes:
                 return message(
