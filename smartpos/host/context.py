@@ -19,6 +19,12 @@ class Decline(Exception):
         self.reason = reason
 
 
+class Unrecorded(Decline):
+    """A verdict that is answered but leaves nothing behind, not even the request's identity:
+    the request is not what it claims to be about (a reversal naming a trace under which the
+    host holds another request), so it must not take that identity either."""
+
+
 @dataclass(frozen=True, slots=True)
 class TerminalKeys:
     tid: str

@@ -21,17 +21,20 @@ from smartpos.cards.emv import CID_TC, arpc_tag91, read_icc_data, verify_arqc
 from smartpos.cards.track import parse_track2
 from smartpos.db.raw import Query, Raw
 from smartpos.host import ledger
-from smartpos.host.context import CardRead, Context, Decline
+from smartpos.host.context import CardRead, Context, Decline, Unrecorded
 from smartpos.host.tables import batches, cards, merchants, requests, terminals
 from smartpos.keys.hsm import PinCheck, SoftHsm
 from smartpos.protocol.codec import Fields, MessageError
 from smartpos.protocol.messages import (
+    COUNTER_MODULUS,
     ENTRY_CHIP,
     ENTRY_CONTACTLESS,
     ENTRY_SWIPE,
     F60,
     F61,
     NET_BATCH_UPLOAD_END,
+    NET_SIGN_ON,
+    TYPE_NETWORK,
     TYPE_PURCHASE,
     TYPE_REFUND,
     SettlementTotals,
@@ -41,6 +44,7 @@ from smartpos.protocol.messages import (
     balance_f54,
     request_class,
     require,
+    trace_after,
 )
 
 PIN_TRIES_MAX = 3
@@ -51,23 +55,12 @@ FORCED_NO_ANSWER_CENTS = 98
 
 log = logging.getLogger("smartpos.host")
 
-# Fields whose value makes two requests "the same request" for de-duplication.
-_FINGERPRINT_FIELDS = (
-    "2",
-    "3",
-    "4",
-    "11",
-    "13",
-    "23",
-    "35",
-    "37",
-    "41",
-    "42",
-    "49",
-    "55",
-    "60",
-    "61",
-)
+# A retransmission is the same request sent again, so every field counts towards "the same
+# request" except the MAC (a resend after a sign-on carries a MAC under the new key). Fields
+# that differ between two distinct transactions — above all the local time (12) and the
+# PIN block (52) — must count: otherwise a different sale under a reused trace number
+# (a terminal whose counters were reset) gets the stored answer of an earlier one.
+_NOT_FINGERPRINTED = frozenset({"t", "p", "64"})
 
 # The purchase path's statements: fixed SQL on the driver's cursor (see smartpos.db.raw).
 _SEL_IDENTITY = Query(
@@ -115,25 +108,37 @@ class Limits:
     currency_numeric: str = "156"
 
 
-_TRACE_MODULUS = 999_999  # traces run 000001..999999, then start again at 000001
-
-
-def _trace_after(stan: str, last: str) -> bool:
-    """True if trace ``stan`` comes after ``last`` in the terminal's counter, allowing for
-    the wrap from 999999 to 000001 (at most half the cycle ahead counts as after)."""
-    if not (stan.isdigit() and last.isdigit()):
-        return False
-    ahead = (int(stan) - int(last)) % _TRACE_MODULUS
-    return 0 < ahead < _TRACE_MODULUS // 2
+def _reverses(reversal: Fields, original: Any) -> bool:
+    """Whether ``reversal`` is about the request ``original`` stored under its identity: the
+    same processing code, amount, currency, transaction type and batch, and — when the
+    reversal carries it — the same local time (field 12 is the original's, protocol.md
+    §8.8). The original's fields are read from its stored answer, which echoes them."""
+    stored = json.loads(original.response_json)["fields"]
+    for name in ("3", "4", "12", "49"):
+        if name in reversal and name in stored and reversal[name] != stored[name]:
+            return False
+    if "60" in reversal and "60" in stored:
+        ours, theirs = F60.decode(reversal["60"]), F60.decode(stored["60"])
+        if (ours.type_code, ours.batch_no) != (theirs.type_code, theirs.batch_no):
+            return False
+    return True
 
 
 def fingerprint(tokenizer: PanTokenizer, fields: Fields) -> str:
-    """What makes a request "the same request again" (a retry), as a keyed digest: the
-    fields it covers include the PAN, so a plain hash would let anyone holding the database
-    test candidate PANs against it."""
+    """What makes a request "the same request again" (a retry): its message class and every
+    field but the MAC, as a keyed digest — the fields include the PAN, so a plain hash would
+    let anyone holding the database test candidate PANs against it."""
     parts = [request_class(fields.get("t", "0000"))]
-    parts.extend(f"{name}={fields.get(name, '')};" for name in _FINGERPRINT_FIELDS)
+    parts.extend(
+        f"{name}={fields[name]};"
+        for name in sorted(fields, key=_field_order)
+        if name not in _NOT_FINGERPRINTED
+    )
     return tokenizer.digest("request-fingerprint", "".join(parts))
+
+
+def _field_order(name: str) -> tuple[int, str]:
+    return (int(name), "") if name.isdigit() else (0, name)
 
 
 class Processor:
@@ -205,8 +210,9 @@ class Processor:
         try:
             self._decide(conn, ctx)
             raw.release()  # on PostgreSQL this also sends the writes held back (Raw.defer)
-        except MessageError as exc:
-            # A malformed request: answered (30 format error), nothing of it kept or recorded.
+        except (MessageError, Unrecorded) as exc:
+            # A malformed request (30 format error), or one that must not take its identity:
+            # answered, nothing of it kept or recorded.
             raw.rollback_to_savepoint()
             self._answer_only(ctx, exc.response_code)
             return
@@ -222,6 +228,8 @@ class Processor:
                 return
             handler = _HANDLERS[ctx.kind]
             handler(self, conn, ctx)
+        except Unrecorded:
+            raise
         except Decline as d:
             # A decline keeps what was written before it (a wrong PIN's try counter).
             ctx.response_code = d.response_code
@@ -546,6 +554,11 @@ class Processor:
                 )
             )
         ).first()
+        if original is not None and not _reverses(ctx.fields, original):
+            # The terminal's own request never took this identity (it was answered 94, or
+            # 12 after a reversal): there is nothing of it to undo, and the request that
+            # holds the identity is not this reversal's business.
+            raise Unrecorded("25", "the request held under this trace is another one")
         ctx.status, ctx.response_code = "approved", "00"
         if original is None or original.response_code != "00" or original.status == "reversed":
             return  # nothing was posted (or it is already undone): acknowledge, remember
@@ -690,12 +703,19 @@ class Processor:
         batch_no = F60.decode(ctx.fields["60"]).batch_no
         terminal_totals, _ = SettlementTotals.decode(ctx.fields["48"])
         self._open_batches.discard((ctx.terminal.tid, batch_no))  # settled or uploading next
-        state = conn.execute(
-            select(batches.c.status).where(
+        closed = conn.execute(
+            select(batches.c.status, batches.c.result).where(
                 and_(batches.c.tid == ctx.terminal.tid, batches.c.batch_no == batch_no)
             )
-        ).scalar()
-        if state == "settled":
+        ).first()
+        state = closed.status if closed is not None else None
+        if closed is not None and state == "settled":
+            # Settled before (its answer was lost, or the terminal's counters went back):
+            # never again. The answer carries the totals it was settled with, so the
+            # terminal can tell whether they are its own.
+            settled_as = SettleResult(closed.result or SettleResult.BALANCED)
+            ours = self.host_totals(conn, ctx.terminal.tid, batch_no)
+            ctx.response["48"] = ours.encode(settled_as)
             raise Decline("77", "batch already settled")
         ours = self.host_totals(conn, ctx.terminal.tid, batch_no)
         if ours == terminal_totals:
@@ -830,17 +850,23 @@ class Processor:
         """New working keys for the terminal — unless this sign-on is not newer than the last
         one accepted: the same trace again (a resend) gets the current keys once more, an
         older trace is a replayed capture and is refused (94), so nobody can make the host
-        rotate a terminal's keys by replaying its old sign-ons."""
+        rotate a terminal's keys by replaying its old sign-ons.
+
+        Every answer tells the terminal where the host has it (protocol.md §8.2): 60.2 the
+        batch it should be on, 61 the last trace the host holds from it — so a terminal
+        whose counters went back (a restored database) moves them forward instead of
+        colliding with its own earlier requests."""
         tid = ctx.terminal.tid
         stan = ctx.fields.get("11", "")
         row = conn.execute(select(terminals).where(terminals.c.tid == tid)).one()
         last = row.signon_stan
+        self._tell_position(conn, ctx, last)
         if last is not None and stan == last and row.sealed_tpk and row.sealed_tak:
             f62 = self.hsm.rewrap_working_keys(tid, row.sealed_tmk, row.sealed_tpk, row.sealed_tak)
             ctx.response["62"] = f62.hex().upper()
             ctx.response_code = "00"
             return
-        if last is not None and not _trace_after(stan, last):
+        if last is not None and not trace_after(stan, last):
             ctx.response_code = "94"
             return
         sealed_tpk, sealed_tak, f62 = self.hsm.new_working_keys(tid, ctx.terminal.sealed_tmk)
@@ -857,6 +883,31 @@ class Processor:
         ctx.new_keys = (sealed_tpk, sealed_tak)
         ctx.response["62"] = f62.hex().upper()
         ctx.response_code = "00"
+
+    def _tell_position(self, conn: Connection, ctx: Context, signon_stan: str | None) -> None:
+        """60.2: the terminal's open batch at the host, or the one after its last settled
+        batch; 61: that batch, the latest trace the host has seen from the terminal (its
+        requests and its last accepted sign-on) and that trace's date."""
+        tid = ctx.terminal.tid
+        latest = conn.execute(
+            select(requests.c.stan, requests.c.date_mmdd, requests.c.batch_no)
+            .where(requests.c.tid == tid)
+            .order_by(requests.c.id.desc())
+            .limit(1)
+        ).first()
+        settled = conn.execute(
+            select(func.max(batches.c.batch_no)).where(
+                and_(batches.c.tid == tid, batches.c.status == "settled")
+            )
+        ).scalar()
+        batch_no = latest.batch_no if latest is not None else "000001"
+        if settled is not None and not trace_after(batch_no, settled):
+            batch_no = f"{int(settled) % COUNTER_MODULUS + 1:06d}"
+        trace, mmdd = (latest.stan, latest.date_mmdd) if latest is not None else ("000000", "0000")
+        if signon_stan is not None and (latest is None or trace_after(signon_stan, trace)):
+            trace, mmdd = signon_stan, "0000"
+        ctx.response["60"] = F60(TYPE_NETWORK, batch_no, NET_SIGN_ON).encode()
+        ctx.response["61"] = F61(batch_no, trace, mmdd).encode()
 
     # -- respond & persist -----------------------------------------------------------------
 

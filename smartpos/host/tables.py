@@ -136,6 +136,7 @@ requests = Table(
     # reversal tombstone check), and settlement totals a terminal's batch.
     Index("ix_requests_tid_stan_date", "tid", "stan", "date_mmdd"),
     Index("ix_requests_tid_batch", "tid", "batch_no"),
+    Index("ix_requests_tid_id", "tid", "id"),
 )
 
 batches = Table(

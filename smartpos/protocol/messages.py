@@ -72,6 +72,19 @@ def request_class(mti: str) -> str:
     return mti[:3] + ("0" if mti[3] == "1" else mti[3])
 
 
+COUNTER_MODULUS = 999_999  # traces and batch numbers run 000001..999999, then 000001 again
+
+
+def trace_after(number: str, last: str) -> bool:
+    """True if trace (or batch) ``number`` comes after ``last`` in a terminal's counter,
+    allowing for the wrap from 999999 to 000001 (at most half the cycle ahead counts as
+    after)."""
+    if not (number.isdigit() and last.isdigit()):
+        return False
+    ahead = (int(number) - int(last)) % COUNTER_MODULUS
+    return 0 < ahead < COUNTER_MODULUS // 2
+
+
 def response_mti(mti: str) -> str:
     """0200 → 0210, 0401 → 0410."""
     return mti[:2] + str(int(mti[2]) + 1) + "0"

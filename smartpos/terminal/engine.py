@@ -21,7 +21,7 @@ from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan, normaliz
 from smartpos.cards.emv import CID_TC, SimulatedChip, TerminalData, sandbox_application
 from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.cards.track import parse_expiry, parse_track2
-from smartpos.keys.keys import signon_mac_key, unpack_f62
+from smartpos.keys.keys import KeyCheckError, signon_mac_key, unpack_f62
 from smartpos.keys.mac import compute_mac, verify_mac
 from smartpos.keys.pinblock import encrypt_pin_block
 from smartpos.keys.vault import Vault
@@ -64,6 +64,7 @@ from smartpos.protocol.messages import (
     entry_mode,
     parse_f54,
     response_mti,
+    trace_after,
 )
 from smartpos.protocol.profiles import AcquirerProfile
 from smartpos.terminal.link import HostLink, LinkError
@@ -85,6 +86,9 @@ class TerminalError(Exception):
 
 CHIP_PSN = "01"  # PAN sequence number of the sandbox's simulated chip cards
 _TC_PAN = b"tc-advice-pan"  # vault context of a PAN kept sealed for its TC advice
+# Answers to a reversal saying the host holds no request of ours under its trace (25: another
+# request holds it; 94: another reversal does): nothing of ours was posted (protocol.md §9.3).
+_NOT_HELD = ("25", "94")
 _ICC_ON_SLIP = (("AID", "84"), ("ARQC", "9F26"), ("ATC", "9F36"), ("TVR", "95"))
 
 
@@ -264,7 +268,11 @@ class Terminal:
 
     # -- network management ----------------------------------------------------------------
 
-    async def sign_on(self) -> TxnResult:
+    async def sign_on(self, *, _caught_up: bool = False) -> TxnResult:
+        """Sign on (0800/0810): new working keys, and the counters caught up with what the
+        host holds from this terminal (protocol.md §8.2). A sign-on refused as older than
+        the last one accepted (94: the terminal's trace went back) is repeated once from
+        the host's latest trace."""
         with self.engine.begin() as conn:
             stan = self._next_stan(conn)
         now = self.clock()
@@ -284,9 +292,19 @@ class Terminal:
         except (LinkError, MessageError) as exc:
             return TxnResult("error", "", f"sign-on failed: {exc}", "sign_on", stan=stan)
         rc = resp.get("39", "")
-        if rc != "00" or "62" not in resp:
+        moved, behind = self._catch_up(resp)
+        if rc == "94" and moved and not _caught_up:
+            return await self.sign_on(_caught_up=True)
+        if rc != "00":
             return TxnResult("declined", rc, describe(rc).en, "sign_on", stan=stan)
-        keys = unpack_f62(self._tmk, bytes.fromhex(resp["62"]))
+        if "62" not in resp:
+            return TxnResult(
+                "error", rc, "the host approved the sign-on but sent no keys", "sign_on", stan=stan
+            )
+        try:
+            keys = unpack_f62(self._tmk, bytes.fromhex(resp["62"]))
+        except (ValueError, KeyCheckError) as exc:
+            return TxnResult("error", rc, f"sign-on keys refused: {exc}", "sign_on", stan=stan)
         with self.engine.begin() as conn:
             conn.execute(
                 update(terminal_config)
@@ -298,8 +316,61 @@ class Terminal:
                 )
             )
         self._tpk, self._tak = keys.tpk, keys.tak
-        return TxnResult(
+        result = TxnResult(
             "approved", rc, "signed on: new PIN and MAC keys loaded", "sign_on", stan=stan
+        )
+        if behind:
+            # This terminal's open batch is one the host has closed since (a restored
+            # database): close it here too, then move on to the host's batch.
+            await self._catch_up_settled_batch(result)
+            self._catch_up(resp)
+        return result
+
+    def _catch_up(self, resp: Fields) -> tuple[bool, bool]:
+        """Move the counters forward to where the host has this terminal (a sign-on answer's
+        60.2 and 61): the trace past the latest the host holds, the batch to the host's if
+        it is ahead and this terminal's own batch holds nothing. Never backwards. Returns
+        (whether anything moved, whether the terminal's own batch is behind the host's and
+        holds transactions — a batch the host has closed)."""
+        try:
+            host = F61.decode(resp["61"]) if "61" in resp else None
+            host_batch = F60.decode(resp["60"]).batch_no if "60" in resp else None
+        except MessageError:
+            return False, False
+        moved: dict[str, int] = {}
+        behind = False
+        with self.engine.begin() as conn:
+            cfg = self._cfg(conn)
+            if host is not None and trace_after(host.stan, f"{cfg.stan:06d}"):
+                moved["stan"] = int(host.stan)
+            own_batch = f"{cfg.batch_no:06d}"
+            if host_batch is not None and trace_after(host_batch, own_batch):
+                if self._batch_has_transactions(conn, own_batch):
+                    behind = True
+                else:
+                    moved["batch_no"] = int(host_batch)
+            if moved:
+                conn.execute(
+                    update(terminal_config).where(terminal_config.c.id == 1).values(**moved)
+                )
+        return bool(moved), behind
+
+    @staticmethod
+    def _batch_has_transactions(conn: Connection, batch_no: str) -> bool:
+        """Whether the batch holds anything to settle: an approved (or since voided) sale,
+        refund or void."""
+        return (
+            conn.execute(
+                select(journal.c.id)
+                .where(
+                    and_(
+                        journal.c.batch_no == batch_no,
+                        journal.c.status.in_(("approved", "voided")),
+                    )
+                )
+                .limit(1)
+            ).first()
+            is not None
         )
 
     async def echo(self) -> TxnResult:
@@ -523,6 +594,7 @@ class Terminal:
                     kind=kind,
                     stan=stan,
                     date_mmdd=now.strftime("%m%d"),
+                    local_time=now.strftime("%H%M%S"),
                     invoice_no=invoice,
                     batch_no=batch_no,
                     amount_minor=amount_minor,
@@ -660,17 +732,25 @@ class Terminal:
             result.message += f"; signing on again failed ({signed.message}): sign on"
 
     async def _catch_up_settled_batch(self, result: TxnResult) -> None:
-        """77: the host already closed this batch (its settlement answer never reached us).
-        Settle again — the host answers 77 for a closed batch and the terminal closes it too
-        — so the next transaction goes into a new batch."""
-        try:
-            out = await self.settle()
-        except TerminalError as exc:
-            result.message += f"; the host already settled this batch, settle again ({exc})"
-            return
+        """77: the host already closed this batch (its settlement answer never reached us,
+        or this terminal's counters went back). Close it here too — by settling it when it
+        holds transactions (the host answers 77 with its totals), directly when it holds
+        none — so the next transaction goes into a new batch."""
+        batch_no = self.batch_no()
+        with self.engine.connect() as conn:
+            empty = not self._batch_has_transactions(conn, batch_no)
+            ours = self.totals(conn, batch_no)
+        if empty:
+            self._close_batch(batch_no, "already_settled", ours, None, 0)
+        else:
+            try:
+                await self.settle()
+            except TerminalError as exc:
+                result.message += f"; the host already settled this batch, settle again ({exc})"
+                return
         result.message += (
-            f"; the host had already settled batch {out['batch_no']}: "
-            f"now on batch {out['next_batch_no']}, retry the transaction"
+            f"; the host had already settled batch {batch_no}: "
+            f"now on batch {self.batch_no()}, retry the transaction"
         )
 
     def _finish(
@@ -829,7 +909,6 @@ class Terminal:
                 "3": row.proc_code,
                 "4": f"{row.amount_minor:012d}",
                 "11": row.stan,
-                "12": self.clock().strftime("%H%M%S"),
                 "13": row.date_mmdd,
                 "22": row.entry_mode,
                 "25": "00",
@@ -839,6 +918,8 @@ class Terminal:
                 "49": self._ccy(),
                 "60": F60(row.type_code, row.batch_no).encode(),
             }
+            if row.local_time:  # the original's time: names the request being reversed
+                req["12"] = row.local_time
             try:
                 resp = self._check_response(
                     req, await self.link.exchange(self._encode(req, True)), True
@@ -853,7 +934,14 @@ class Terminal:
                 await asyncio.sleep(delay_ms / 1000)
                 delay_ms *= 2
                 continue
-            if resp.get("39") == "00":
+            rc = resp.get("39", "")
+            if rc == "00":
+                self._reversed(row)
+                return True
+            if rc in _NOT_HELD and (not self.profile.mac_required or "64" in resp):
+                # The host holds another request under this trace (ours reused it after a
+                # reset): ours was answered 94 or 12 and never posted, so nothing is left to
+                # undo. Only a MACed answer may say so.
                 self._reversed(row)
                 return True
             with self.engine.begin() as conn:
@@ -904,9 +992,14 @@ class Terminal:
 
     async def settle(self) -> dict[str, Any]:
         """End of day: flush reversals, send totals; batch-upload when they disagree; close
-        the batch and open the next."""
+        the batch and open the next. A batch with nothing in it is not settled (refused,
+        nothing changes); a batch the host has already settled (77) is closed as
+        ``already_settled``, never reported as balanced."""
         await self._require_no_pending_reversal()
         batch_no = self.batch_no()
+        with self.engine.connect() as conn:
+            if not self._batch_has_transactions(conn, batch_no):
+                raise TerminalError(f"batch {batch_no} has no transactions: nothing to settle")
         tc_advices = await self._send_tc_advices(batch_no)
         with self.engine.begin() as conn:
             ours = self.totals(conn, batch_no)
@@ -925,28 +1018,50 @@ class Terminal:
         except (LinkError, MessageError) as exc:
             raise TerminalError(f"settlement failed: {exc}; nothing closed, try again") from None
         rc = resp.get("39", "")
-        uploaded, upload_done, refused = 0, False, 0
+        uploaded, refused = 0, 0
         host_totals = resp.get("48")
         if rc == "77":
-            result = SettleResult.BALANCED  # the host already closed this batch
+            label = "already_settled"
         elif rc != "00" or not host_totals:
             raise TerminalError(f"settlement refused: {rc} {describe(rc).en}")
         else:
-            _, result = SettlementTotals.decode(host_totals)
-            if result == SettleResult.NOT_BALANCED:
-                uploaded, host_totals, refused = await self._batch_upload(batch_no)
-                upload_done = True
-                result = (
-                    SettlementTotals.decode(host_totals)[1] if host_totals else SettleResult.ERROR
-                )
-        if result == SettleResult.ERROR:
-            raise TerminalError("batch upload failed; the batch stays open, settle again")
-        # balanced: totals agreed; uploaded: they agreed after the upload; not_balanced: the
-        # host did not know some approvals this terminal holds (settled on the host's records).
-        if not upload_done:
             label = "balanced"
-        else:
-            label = "uploaded" if result == SettleResult.BALANCED else "not_balanced"
+            if SettlementTotals.decode(host_totals)[1] == SettleResult.NOT_BALANCED:
+                uploaded, host_totals, refused = await self._batch_upload(batch_no)
+                if not host_totals:
+                    raise TerminalError("batch upload failed; the batch stays open, settle again")
+                result = SettlementTotals.decode(host_totals)[1]
+                if result == SettleResult.ERROR:
+                    raise TerminalError("batch upload failed; the batch stays open, settle again")
+                # uploaded: totals agreed after the upload; not_balanced: the host did not
+                # know some approvals this terminal holds (settled on the host's records).
+                label = "uploaded" if result == SettleResult.BALANCED else "not_balanced"
+        self._close_batch(batch_no, label, ours, host_totals, uploaded)
+        return {
+            "batch_no": batch_no,
+            "result": label,
+            # Whether the host's totals for the batch equal this terminal's (for
+            # already_settled: as the host settled it; None when it sent none).
+            "host_totals_agree": _agree(ours, host_totals),
+            "uploaded": uploaded,
+            "upload_refused": refused,
+            "tc_advices": tc_advices,
+            "sales_count": ours.domestic.debit_count + ours.foreign.debit_count,
+            "sales_minor": ours.domestic.debit_amount_minor + ours.foreign.debit_amount_minor,
+            "refunds_count": ours.domestic.credit_count + ours.foreign.credit_count,
+            "refunds_minor": ours.domestic.credit_amount_minor + ours.foreign.credit_amount_minor,
+            "next_batch_no": self.batch_no(),
+        }
+
+    def _close_batch(
+        self,
+        batch_no: str,
+        label: str,
+        ours: SettlementTotals,
+        host_totals: str | None,
+        uploaded: int,
+    ) -> None:
+        """Mark the batch settled, record how, and open the next one — in one commit."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(journal)
@@ -969,23 +1084,12 @@ class Terminal:
                 )
             )
             cfg = self._cfg(conn)
-            conn.execute(
-                update(terminal_config)
-                .where(terminal_config.c.id == 1)
-                .values(batch_no=cfg.batch_no % STAN_MAX + 1)
-            )
-        return {
-            "batch_no": batch_no,
-            "result": label,
-            "uploaded": uploaded,
-            "upload_refused": refused,
-            "tc_advices": tc_advices,
-            "sales_count": ours.domestic.debit_count + ours.foreign.debit_count,
-            "sales_minor": ours.domestic.debit_amount_minor + ours.foreign.debit_amount_minor,
-            "refunds_count": ours.domestic.credit_count + ours.foreign.credit_count,
-            "refunds_minor": ours.domestic.credit_amount_minor + ours.foreign.credit_amount_minor,
-            "next_batch_no": self.batch_no(),
-        }
+            if f"{cfg.batch_no:06d}" == batch_no:
+                conn.execute(
+                    update(terminal_config)
+                    .where(terminal_config.c.id == 1)
+                    .values(batch_no=cfg.batch_no % STAN_MAX + 1)
+                )
 
     async def _send_tc_advices(self, batch_no: str) -> dict[str, int]:
         """Send the host the TC of each approved chip sale of the batch not sent yet (0320,
@@ -1080,6 +1184,15 @@ class Terminal:
         except (LinkError, MessageError):
             return len(rows), None, refused
         return len(rows), resp.get("48"), refused
+
+
+def _agree(ours: SettlementTotals, host_totals: str | None) -> bool | None:
+    if not host_totals:
+        return None
+    try:
+        return SettlementTotals.decode(host_totals)[0] == ours
+    except MessageError:
+        return False
 
 
 def card_or_error(

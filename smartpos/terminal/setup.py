@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Connection, Engine, func, select, update
 
 from smartpos.config import Settings
 from smartpos.db.engine import make_engine
@@ -15,7 +16,7 @@ from smartpos.keys.vault import Vault
 from smartpos.protocol.profiles import get_profile
 from smartpos.terminal.engine import Terminal
 from smartpos.terminal.link import HostLink
-from smartpos.terminal.tables import terminal_config
+from smartpos.terminal.tables import journal, reversals, terminal_config
 
 
 @dataclass
@@ -28,6 +29,44 @@ def open_terminal_db(settings: Settings, *, durable: bool = True) -> TerminalRun
     engine = make_engine(settings.resolved_terminal_db_url, durable=durable)
     upgrade(engine, "terminal")
     return TerminalRuntime(engine, Vault.open_dir(settings.terminal_dir))
+
+
+class ProvisionError(ValueError):
+    """Provisioning refused; nothing was changed."""
+
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+
+
+def pinned_fingerprint(text: str | None) -> str:
+    """The host certificate's SHA-256 fingerprint as the link compares it (64 lowercase hex
+    digits; colons and case as tools print them are accepted). Anything else is refused: a
+    terminal must never be left pinning nothing."""
+    cleaned = (text or "").strip().replace(":", "").lower()
+    if not _FINGERPRINT.fullmatch(cleaned):
+        raise ProvisionError(
+            "the host certificate fingerprint must be its SHA-256, 64 hex digits "
+            "(`smartpos host init` prints it as host_fingerprint)"
+        )
+    return cleaned
+
+
+def _unfinished(conn: Connection) -> str | None:
+    """What the terminal still owes its current acquirer: pending reversals, an unsettled
+    batch, TC advices — work that another identity could never complete."""
+    owed = conn.execute(
+        select(func.count()).select_from(reversals).where(reversals.c.status != "done")
+    ).scalar_one()
+    if owed:
+        return f"{owed} reversal(s) not yet acknowledged by the host"
+    open_txns = conn.execute(
+        select(func.count())
+        .select_from(journal)
+        .where(journal.c.settled.is_(False), journal.c.status.in_(("approved", "voided")))
+    ).scalar_one()
+    if open_txns:
+        return f"{open_txns} transaction(s) in a batch not settled yet"
+    return None
 
 
 def provision(
@@ -43,37 +82,67 @@ def provision(
     host_fingerprint: str | None,
     profile: str,
 ) -> None:
-    """Store identity and TMK (sealed). Refuses a TMK whose check value does not match."""
-    get_profile(profile)
+    """Store identity and TMK (sealed); the terminal must sign on next. Refuses a TMK whose
+    check value does not match, and a missing or malformed certificate fingerprint on a TLS
+    profile.
+
+    Provisioning an already provisioned terminal again keeps its trace, invoice and batch
+    counters, its PAN token key and its journal: counters never go backwards (a reused trace
+    is a different request to the host), and the journal's tokens must keep matching the
+    cards of its sales. Changing the terminal ID is refused while the old identity still has
+    unfinished business (see :func:`_unfinished`)."""
+    prof = get_profile(profile)
     if len(tid) != 8 or len(mid) != 15:
-        raise ValueError("terminal ID must be 8 characters and merchant ID 15")
+        raise ProvisionError("terminal ID must be 8 characters and merchant ID 15")
     if len(tmk) != 16 or kcv(tmk) != tmk_kcv:
         raise KeyCheckError("TMK check value does not match: key not loaded")
+    pinned = pinned_fingerprint(host_fingerprint) if prof.tls else None
+    identity = {
+        "tid": tid,
+        "mid": mid,
+        "merchant_name": merchant_name,
+        "profile": profile,
+        "link_host": link_host,
+        "link_port": link_port,
+        "host_fingerprint": pinned,
+        "sealed_tmk": rt.vault.seal(tmk, b"tmk:" + tid.encode()),
+        "sealed_tpk": None,
+        "sealed_tak": None,
+        "signed_on_at": None,
+    }
     with rt.engine.begin() as conn:
-        conn.execute(delete(terminal_config))
-        conn.execute(
-            terminal_config.insert().values(
-                id=1,
-                tid=tid,
-                mid=mid,
-                merchant_name=merchant_name,
-                profile=profile,
-                link_host=link_host,
-                link_port=link_port,
-                host_fingerprint=host_fingerprint,
-                sealed_tmk=rt.vault.seal(tmk, b"tmk:" + tid.encode()),
-                sealed_token_key=rt.vault.seal(os.urandom(32), b"token_key"),
-                stan=0,
-                invoice_no=0,
-                batch_no=1,
+        cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
+        if cfg is None:
+            conn.execute(
+                terminal_config.insert().values(
+                    id=1,
+                    sealed_token_key=rt.vault.seal(os.urandom(32), b"token_key"),
+                    stan=0,
+                    invoice_no=0,
+                    batch_no=1,
+                    **identity,
+                )
             )
-        )
+            return
+        if cfg.tid != tid and (owed := _unfinished(conn)) is not None:
+            raise ProvisionError(
+                f"terminal {cfg.tid} still has {owed}: finish them (reversals, settle) "
+                f"before provisioning it as {tid}"
+            )
+        conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(**identity))
+
+
+def provisioned_tmk_kcv(rt: TerminalRuntime, tid: str) -> bytes | None:
+    """The check value of the TMK the terminal holds if it is provisioned as ``tid``."""
+    with rt.engine.connect() as conn:
+        cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
+    if cfg is None or cfg.tid != tid:
+        return None
+    return kcv(rt.vault.unseal(cfg.sealed_tmk, b"tmk:" + tid.encode()))
 
 
 def open_terminal(settings: Settings) -> Terminal:
     """The provisioned terminal, with its link to the configured acquirer."""
-    from sqlalchemy import select
-
     rt = open_terminal_db(settings)
     with rt.engine.connect() as conn:
         cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()

@@ -49,6 +49,7 @@ journal = Table(
     Column("kind", String(16), nullable=False),  # sale | void | refund | balance
     Column("stan", String(6), nullable=False),
     Column("date_mmdd", String(4), nullable=False),
+    Column("local_time", String(6)),  # field 12 (hhmmss), repeated by the reversal
     Column("invoice_no", String(6), nullable=False),
     Column("batch_no", String(6), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),

@@ -13,14 +13,13 @@ from sqlalchemy import func, select
 
 from smartpos.cards.tlv import encode_tlv
 from smartpos.host.ledger import check
-from smartpos.host.processor import _trace_after
 from smartpos.host.tables import terminals, transfers
 from smartpos.host.testcards import CATALOGUE
 from smartpos.keys.keys import generate_key, signon_mac_key
 from smartpos.keys.mac import compute_mac
 from smartpos.protocol import codec
 from smartpos.protocol.framing import Frame, Tpdu, encode_frame, read_body
-from smartpos.protocol.messages import F60, NET_SIGN_ON, TYPE_NETWORK
+from smartpos.protocol.messages import F60, NET_SIGN_ON, TYPE_NETWORK, trace_after
 from smartpos.terminal.engine import CardInput, Terminal
 from tests.sandbox import Sandbox, running_sandbox
 
@@ -246,9 +245,9 @@ def test_replayed_sign_ons_cannot_rotate_keys(tmp_path: Path) -> None:
 
 
 def test_trace_order_wraps() -> None:
-    assert _trace_after("000002", "000001")
-    assert _trace_after("000001", "999999")
-    assert not _trace_after("000001", "000001")
-    assert not _trace_after("000001", "000002")
-    assert not _trace_after("500000", "000001")  # more than half a cycle ahead: behind
-    assert not _trace_after("", "000001")
+    assert trace_after("000002", "000001")
+    assert trace_after("000001", "999999")
+    assert not trace_after("000001", "000001")
+    assert not trace_after("000001", "000002")
+    assert not trace_after("500000", "000001")  # more than half a cycle ahead: behind
+    assert not trace_after("", "000001")
