@@ -10,9 +10,11 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +22,10 @@ from rich.table import Table
 
 from smartpos.config import Settings, load_settings
 from smartpos.logs import setup_logging
+
+if TYPE_CHECKING:
+    from smartpos.db.lock import ProcessLock
+    from smartpos.host.sandbox import HostRuntime
 
 app = typer.Typer(no_args_is_help=True, help="smartpos — smart POS terminal and acquirer sandbox")
 host_app = typer.Typer(no_args_is_help=True, help="The acquirer sandbox host.")
@@ -77,22 +83,45 @@ def version() -> None:
 # -- host ------------------------------------------------------------------------------------
 
 
-def _host_setup(settings: Settings, tid: str, mid: str, merchant: str) -> dict[str, Any]:
-    """Open the host, seed test cards and a merchant, provision a terminal (demo/bootstrap)."""
-    from smartpos.host.sandbox import (
-        ensure_merchant,
-        open_host,
-        provision_terminal,
-        seed_test_cards,
-    )
-    from smartpos.host.tls import ensure_certificate, fingerprint
+@dataclass
+class HeldHost:
+    """What a command holds before it changes any host data: the host database, its writer
+    lock (no other host runs on the data) and, for the demo, the listening socket (the port
+    is ours) — so a refused start changes nothing."""
+
+    runtime: HostRuntime
+    lock: ProcessLock
+    listener: socket.socket
+
+
+def _hold_host(settings: Settings, port: int | None = None) -> tuple[HostRuntime, ProcessLock]:
+    """Open the host database and take its writer lock, or stop with a clear message."""
+    from smartpos.db.lock import AlreadyLocked, ProcessLock
+    from smartpos.host.pipeline import WRITER_LOCK
+    from smartpos.host.sandbox import open_host
 
     rt = open_host(settings)
+    try:
+        return rt, ProcessLock(rt.engine, WRITER_LOCK).acquire()
+    except AlreadyLocked as exc:
+        rt.engine.dispose()
+        _fail(f"{exc}: is another host (or the demo) running on this data directory?", False)
+        raise
+
+
+def _host_setup(
+    rt: HostRuntime, settings: Settings, tid: str, mid: str, merchant: str
+) -> dict[str, Any]:
+    """Seed test cards and a merchant, provision a terminal (demo/bootstrap). The caller
+    holds the host's writer lock."""
+    from smartpos.host.sandbox import ensure_merchant, provision_terminal, seed_test_cards
+    from smartpos.host.tls import ensure_certificate, fingerprint
+
     seeded = seed_test_cards(rt)
     ensure_merchant(rt, mid, merchant)
     prov = provision_terminal(rt, tid, mid)
     cert, _ = ensure_certificate(settings.host_dir)
-    return {"runtime": rt, "seeded": seeded, "provisioned": prov, "fingerprint": fingerprint(cert)}
+    return {"seeded": seeded, "provisioned": prov, "fingerprint": fingerprint(cert)}
 
 
 async def _serve(
@@ -102,7 +131,10 @@ async def _serve(
     profile: str,
     ready: Callable[[int], Awaitable[None]] | None = None,
     workers: int = 0,
+    held: HeldHost | None = None,
 ) -> None:
+    """Run the host until Ctrl-C or SIGTERM. ``held``: the database, writer lock and
+    listening socket a caller has already taken (the demo)."""
     if workers > 0:
         from smartpos.host.cluster import serve_cluster
 
@@ -114,12 +146,17 @@ async def _serve(
     from smartpos.host.tls import ensure_certificate, server_context
     from smartpos.protocol.profiles import get_profile
 
-    rt = open_host(settings)
+    rt = held.runtime if held else open_host(settings)
     prof = get_profile(profile)
-    service = HostService(rt.engine, rt.processor(), rt.hsm, prof)
+    service = HostService(
+        rt.engine, rt.processor(), rt.hsm, prof, writer_lock=held.lock if held else None
+    )
     ssl_ctx = server_context(*ensure_certificate(settings.host_dir)) if tls else None
     server = HostServer(service, ssl_context=ssl_ctx)
-    await server.start(settings.host_bind, port)
+    if held is not None:
+        await server.start_on(held.listener)
+    else:
+        await server.start(settings.host_bind, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)  # systemd stop, kill: drain first
@@ -183,8 +220,13 @@ def host_init(
     """Create the host database, issue the test cards and provision a terminal.
 
     Prints the terminal master key once (the key-loading ceremony): load it into the
-    terminal with `smartpos terminal provision`."""
-    out = _host_setup(load_settings(), tid, mid, merchant)
+    terminal with `smartpos terminal provision`. Refused while a host runs on the data."""
+    settings = load_settings()
+    rt, lock = _hold_host(settings)
+    try:
+        out = _host_setup(rt, settings, tid, mid, merchant)
+    finally:
+        lock.release()
     prov = out["provisioned"]
     data = {
         "tid": prov.tid,
@@ -514,30 +556,67 @@ def terminal_reversals(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+def _demo_setup(settings: Settings, rt: HostRuntime, port: int) -> str:
+    """The demo's host data and terminal, provisioned only when they do not already belong
+    together: a restart keeps the terminal's keys, counters and journal (provisioning
+    again would keep the counters too, but makes the terminal sign on with a new TMK).
+    Returns what was done."""
+    from smartpos.host.sandbox import ensure_merchant, seed_test_cards, terminal_tmk_kcv
+    from smartpos.host.tls import ensure_certificate, fingerprint
+    from smartpos.terminal.setup import open_terminal_db, provision, provisioned_tmk_kcv, relink
+
+    seed_test_cards(rt)
+    ensure_merchant(rt, DEMO_MID, DEMO_MERCHANT)
+    cert, _ = ensure_certificate(settings.host_dir)
+    trt = open_terminal_db(settings)
+    try:
+        held = provisioned_tmk_kcv(trt, DEMO_TID)
+        if held is not None and held == terminal_tmk_kcv(rt, DEMO_TID):
+            relink(trt, "127.0.0.1", port, fingerprint(cert))
+            return "kept"
+        out = _host_setup(rt, settings, DEMO_TID, DEMO_MID, DEMO_MERCHANT)
+        prov = out["provisioned"]
+        provision(
+            trt,
+            tid=prov.tid,
+            mid=prov.mid,
+            merchant_name=DEMO_MERCHANT,
+            tmk=prov.tmk,
+            tmk_kcv=prov.tmk_kcv,
+            link_host="127.0.0.1",
+            link_port=port,
+            host_fingerprint=out["fingerprint"],
+            profile="sandbox",
+        )
+        return "provisioned"
+    finally:
+        trt.engine.dispose()
+
+
 @app.command()
 def demo(
     port: Annotated[int | None, typer.Option(help="host port (default 8583)")] = None,
 ) -> None:
     """Run the sandbox host with a provisioned, signed-on demo terminal and test cards."""
     from smartpos.host.testcards import CATALOGUE, by_label_prefix
-    from smartpos.terminal.setup import open_terminal, open_terminal_db, provision
+    from smartpos.terminal.setup import open_terminal
 
     settings = load_settings()
     port = port or settings.host_port
-    out = _host_setup(settings, DEMO_TID, DEMO_MID, DEMO_MERCHANT)
-    prov = out["provisioned"]
-    provision(
-        open_terminal_db(settings),
-        tid=prov.tid,
-        mid=prov.mid,
-        merchant_name=DEMO_MERCHANT,
-        tmk=prov.tmk,
-        tmk_kcv=prov.tmk_kcv,
-        link_host="127.0.0.1",
-        link_port=port,
-        host_fingerprint=out["fingerprint"],
-        profile="sandbox",
-    )
+    # Before anything is changed: no other host on this data, and the port is ours.
+    rt, lock = _hold_host(settings)
+    try:
+        listener = socket.create_server((settings.host_bind, port), backlog=1024)
+    except OSError as exc:
+        lock.release()
+        _fail(
+            f"cannot start the host on port {port}: {exc.strerror or exc} "
+            "(another demo running? use --port)",
+            False,
+        )
+        raise
+    listener.setblocking(False)
+    setup = _demo_setup(settings, rt, port)
 
     async def ready(p: int) -> None:
         terminal = open_terminal(settings)
@@ -545,7 +624,9 @@ def demo(
         await terminal.link.close()
         console.print(
             f"[bold]smartpos demo[/bold] — sandbox host on 127.0.0.1:{p} (TLS), "
-            f"terminal {prov.tid} / merchant {prov.mid}: {signed.message}"
+            f"terminal {DEMO_TID} / merchant {DEMO_MID} "
+            f"({'provisioned' if setup == 'provisioned' else 'kept from the last run'}): "
+            f"{signed.message}"
         )
         console.print(f"data directory: {settings.home}")
         exe = sys.argv[0] if sys.argv[0].endswith("smartpos") else "smartpos"
@@ -570,18 +651,10 @@ def demo(
             console.print(f"  {line}")
         console.print("\nPress Ctrl-C to stop the host.")
 
-    from smartpos.db.lock import AlreadyLocked
-
     try:
-        _run(_serve(settings, port, True, "sandbox", ready))
+        _run(_serve(settings, port, True, "sandbox", ready, held=HeldHost(rt, lock, listener)))
     except KeyboardInterrupt:
         console.print("host stopped")
-    except AlreadyLocked as exc:
-        _fail(f"{exc}: is another host (or the demo) running on this data directory?", False)
-    except OSError as exc:
-        _fail(
-            f"cannot start the host on port {port}: {exc} (another demo running? use --port)", False
-        )
 
 
 @bench_app.command("host")

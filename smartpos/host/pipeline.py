@@ -88,6 +88,7 @@ class BatchWriter:
         max_batch: int = 256,
         after_commit: Callable[[list[Context]], None] | None = None,
         stats: HostStats | None = None,
+        writer_lock: ProcessLock | None = None,
     ) -> None:
         self.engine = engine
         self.processor = processor
@@ -96,13 +97,16 @@ class BatchWriter:
         self.stats = stats or HostStats()
         self._queue: asyncio.Queue[tuple[Context, Done]] = asyncio.Queue(maxsize=max_batch * 16)
         self._task: asyncio.Task[None] | None = None
-        self._lock: ProcessLock | None = None
+        # Taken already by a caller that had to be sure of it before changing anything
+        # (the demo provisions its terminal only once it knows no other host runs).
+        self._lock: ProcessLock | None = writer_lock
 
     def start(self) -> None:
         """Start writing. Raises :class:`AlreadyLocked` if another process already writes
         to this database (ids, RRNs and decisions must come from one writer)."""
         if self._task is None:
-            self._lock = ProcessLock(self.engine, WRITER_LOCK).acquire()
+            if self._lock is None:
+                self._lock = ProcessLock(self.engine, WRITER_LOCK).acquire()
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -217,6 +221,7 @@ class HostService:
         max_batch: int = 256,
         after_commit: Callable[[list[Context]], None] | None = None,
         writer: Writer | None = None,
+        writer_lock: ProcessLock | None = None,
     ) -> None:
         self.engine = engine
         self.processor = processor
@@ -227,7 +232,12 @@ class HostService:
             self.terminals = load_terminals(conn)
         self._key_reloads: dict[str, float] = {}
         self.writer: Writer = writer or BatchWriter(
-            engine, processor, max_batch=max_batch, after_commit=after_commit, stats=self.stats
+            engine,
+            processor,
+            max_batch=max_batch,
+            after_commit=after_commit,
+            stats=self.stats,
+            writer_lock=writer_lock,
         )
 
     def reload_terminals(self) -> None:

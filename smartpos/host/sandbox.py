@@ -121,6 +121,13 @@ class Provisioned:
     tmk_kcv: bytes
 
 
+def terminal_tmk_kcv(rt: HostRuntime, tid: str) -> bytes | None:
+    """The check value of the TMK the host holds for ``tid`` (None: not registered)."""
+    with rt.engine.connect() as conn:
+        sealed = conn.execute(select(terminals.c.sealed_tmk).where(terminals.c.tid == tid)).scalar()
+    return None if sealed is None else rt.hsm.tmk_kcv(tid, sealed)
+
+
 def provision_terminal(rt: HostRuntime, tid: str, mid: str) -> Provisioned:
     """Register terminal ``tid`` for merchant ``mid`` with a fresh TMK (re-keys if it exists)."""
     if len(tid) != 8 or len(mid) != 15:

@@ -106,6 +106,11 @@ class SoftHsm:
         tmk = generate_key()
         return self._seal_key(tmk, _aad("tmk", tid)), tmk, kcv(tmk)
 
+    def tmk_kcv(self, tid: str, sealed_tmk: bytes) -> bytes:
+        """The check value of ``tid``'s TMK: tells whether a terminal holds this very key
+        (its own check value is the same) without either side showing the key."""
+        return kcv(self._unseal(_aad("tmk", tid), bytes(sealed_tmk)))
+
     def new_working_keys(self, tid: str, sealed_tmk: bytes) -> tuple[bytes, bytes, bytes]:
         """Generate a fresh TPK and TAK for ``tid`` (sign-on).
 

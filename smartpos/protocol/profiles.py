@@ -50,6 +50,8 @@ PROFILES: dict[str, AcquirerProfile] = {
     p.name: p
     for p in (
         AcquirerProfile("sandbox"),
+        # The sandbox without TLS: a plain local bench, or a fault proxy that reads frames.
+        AcquirerProfile("sandbox-plain", tls=False),
         # A host using the UnionPay POS "ECB" MAC and no application header.
         AcquirerProfile("cup-ecb", app_header_hex=None, mac_algorithm=MacAlgorithm.CUP_ECB),
         # A host that does not use a MAC (some private networks; PIN still encrypted).

@@ -38,6 +38,13 @@ class HostLink:
 
     async def _connect(self) -> None:
         ssl_ctx: ssl.SSLContext | None = pinned_client_context() if self.profile.tls else None
+        if ssl_ctx is not None and not self.fingerprint:
+            # Fail closed: without a pinned certificate any host could answer for the bank.
+            raise LinkError(
+                "no host certificate is pinned: provision the terminal with the host's "
+                "certificate fingerprint",
+                sent=False,
+            )
         try:
             self._reader, self._writer = await asyncio.wait_for(
                 asyncio.open_connection(self.host, self.port, ssl=ssl_ctx),
@@ -50,7 +57,7 @@ class HostLink:
         if ssl_ctx is not None and self._writer is not None:
             ssl_obj = self._writer.get_extra_info("ssl_object")
             actual = peer_fingerprint(ssl_obj)
-            if self.fingerprint and actual != self.fingerprint:
+            if actual != self.fingerprint:
                 await self.close()
                 raise LinkError(
                     "host certificate does not match the pinned fingerprint", sent=False

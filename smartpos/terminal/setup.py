@@ -132,6 +132,18 @@ def provision(
         conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(**identity))
 
 
+def relink(rt: TerminalRuntime, link_host: str, link_port: int, host_fingerprint: str) -> None:
+    """Point the provisioned terminal at ``link_host:link_port`` pinning that certificate,
+    keeping its keys, counters and journal (the demo's host on another port)."""
+    pinned = pinned_fingerprint(host_fingerprint)
+    with rt.engine.begin() as conn:
+        conn.execute(
+            update(terminal_config)
+            .where(terminal_config.c.id == 1)
+            .values(link_host=link_host, link_port=link_port, host_fingerprint=pinned)
+        )
+
+
 def provisioned_tmk_kcv(rt: TerminalRuntime, tid: str) -> bytes | None:
     """The check value of the TMK the terminal holds if it is provisioned as ``tid``."""
     with rt.engine.connect() as conn:

@@ -352,6 +352,10 @@ async def _run(home: Path, log: RunLog, cases: int) -> RunLog:
             proxy.policy = lambda body: "none"
             await _settle_down(t, log)
             assert_money_adds_up(sb, t, seed, "after the run, before settling")
+            # The faults are off: the terminal is not stuck, a sale goes through (and the
+            # batch is never empty when it settles).
+            clean = await t.sale(100, CardInput.parse(GOOD.pan), GOOD.pin)
+            assert clean.result == "approved", (f"seed={seed}", clean, log.tail())
             out = await t.settle()
             assert out["result"] == "balanced", (f"seed={seed}", out, log.tail())
             assert_money_adds_up(sb, t, seed, "after the final settlement")

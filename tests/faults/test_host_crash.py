@@ -155,8 +155,7 @@ def test_host_sigkilled_mid_transaction(tmp_path: Path, workers: int, host_db: s
     ensure_merchant(rt, MID, "测试商户")
     prov = provision_terminal(rt, TID, MID)
     profile = replace(
-        get_profile("sandbox"),
-        tls=False,
+        get_profile("sandbox-plain"),
         response_timeout_ms=1500,
         reversal_backoff_ms=20,
         reversal_attempts_max=3,
@@ -176,7 +175,7 @@ def test_host_sigkilled_mid_transaction(tmp_path: Path, workers: int, host_db: s
         link_host="127.0.0.1",
         link_port=port,
         host_fingerprint=None,
-        profile="sandbox",
+        profile="sandbox-plain",
     )
     host = HostProcess(tmp_path, port, workers, host_db)
     history: list[str] = []
@@ -234,6 +233,8 @@ def test_host_sigkilled_mid_transaction(tmp_path: Path, workers: int, host_db: s
         await settle_reversals(t)
         ns = SimpleNamespace(host=rt)
         assert_money_adds_up(ns, t, seed, "host crashes, before settling")  # type: ignore[arg-type]
+        clean = await t.sale(100, CardInput.parse(GOOD.pan), GOOD.pin)  # not stuck
+        assert clean.result == "approved", (seed, clean)
         out = await t.settle()
         assert out["result"] == "balanced", (seed, out)
         assert_money_adds_up(ns, t, seed, "host crashes, after settling")  # type: ignore[arg-type]
