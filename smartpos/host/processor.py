@@ -715,7 +715,7 @@ class Processor:
             # terminal can tell whether they are its own.
             settled_as = SettleResult(closed.result or SettleResult.BALANCED)
             ours = self.host_totals(conn, ctx.terminal.tid, batch_no)
-            ctx.response["48"] = ours.encode(settled_as)
+            ctx.response["48"] = ours.encode(settled_as, saturate=True)
             raise Decline("77", "batch already settled")
         ours = self.host_totals(conn, ctx.terminal.tid, batch_no)
         if ours == terminal_totals:
@@ -740,7 +740,7 @@ class Processor:
                 .where(and_(requests.c.tid == ctx.terminal.tid, requests.c.batch_no == batch_no))
                 .values(uploaded=False)
             )
-        ctx.response["48"] = ours.encode(result)
+        ctx.response["48"] = ours.encode(result, saturate=True)
         ctx.status, ctx.response_code = "approved", "00"
 
     def _batch_upload(self, conn: Connection, ctx: Context) -> None:
@@ -809,7 +809,7 @@ class Processor:
         result = SettleResult.BALANCED if claimed == confirmed else SettleResult.NOT_BALANCED
         totals = self.host_totals(conn, tid, batch_no)
         self._settle_batch(conn, tid, batch_no, result)
-        ctx.response["48"] = totals.encode(result)
+        ctx.response["48"] = totals.encode(result, saturate=True)
         ctx.status, ctx.response_code = "approved", "00"
 
     # -- TC advice -------------------------------------------------------------------------

@@ -124,6 +124,11 @@ class F61:
         return cls(text[:6], text[6:12], text[12:16] or "0000")
 
 
+# What field 48's settlement totals can hold per card group (§6.5): counts n3, amounts n12.
+TOTALS_COUNT_MAX = 999
+TOTALS_AMOUNT_MAX_MINOR = 999_999_999_999
+
+
 @dataclass(frozen=True, slots=True)
 class TotalsGroup:
     """One group of settlement totals: sales (debits) and refunds (credits)."""
@@ -133,7 +138,33 @@ class TotalsGroup:
     credit_amount_minor: int = 0
     credit_count: int = 0
 
-    def encode(self, result: str = "0") -> str:
+    def fits(self) -> bool:
+        """Whether every figure fits its digits in field 48."""
+        return (
+            0 <= self.debit_count <= TOTALS_COUNT_MAX
+            and 0 <= self.credit_count <= TOTALS_COUNT_MAX
+            and 0 <= self.debit_amount_minor <= TOTALS_AMOUNT_MAX_MINOR
+            and 0 <= self.credit_amount_minor <= TOTALS_AMOUNT_MAX_MINOR
+        )
+
+    def encode(self, result: str = "0", *, saturate: bool = False) -> str:
+        """The group's 31 digits. A figure too large for its digits is an error — unless
+        ``saturate``, when it is sent as the largest the digits hold (a host's totals of a
+        batch no terminal of ours could have filled: they cannot match, and the batch is
+        then uploaded and settled transaction by transaction)."""
+        if not self.fits():
+            if not saturate:
+                raise MessageError(
+                    f"settlement totals do not fit field 48 (counts ≤ {TOTALS_COUNT_MAX}, "
+                    f"amounts ≤ {TOTALS_AMOUNT_MAX_MINOR}): {self}",
+                    "48",
+                )
+            return TotalsGroup(
+                min(self.debit_amount_minor, TOTALS_AMOUNT_MAX_MINOR),
+                min(self.debit_count, TOTALS_COUNT_MAX),
+                min(self.credit_amount_minor, TOTALS_AMOUNT_MAX_MINOR),
+                min(self.credit_count, TOTALS_COUNT_MAX),
+            ).encode(result)
         return (
             f"{self.debit_amount_minor:012d}{self.debit_count:03d}"
             f"{self.credit_amount_minor:012d}{self.credit_count:03d}{result}"
@@ -155,8 +186,13 @@ class SettlementTotals:
     domestic: TotalsGroup
     foreign: TotalsGroup
 
-    def encode(self, result: SettleResult = SettleResult.REQUEST) -> str:
-        return self.domestic.encode(result) + self.foreign.encode(result)
+    def encode(self, result: SettleResult = SettleResult.REQUEST, *, saturate: bool = False) -> str:
+        return self.domestic.encode(result, saturate=saturate) + self.foreign.encode(
+            result, saturate=saturate
+        )
+
+    def fits(self) -> bool:
+        return self.domestic.fits() and self.foreign.fits()
 
     @classmethod
     def decode(cls, text: str) -> tuple[SettlementTotals, SettleResult]:

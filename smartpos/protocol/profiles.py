@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smartpos.keys.mac import MacAlgorithm
+from smartpos.protocol.messages import TOTALS_COUNT_MAX
 
 
 class ProfileError(ValueError):
@@ -36,6 +37,17 @@ class AcquirerProfile:
     # Contactless (QuickPass) sales up to this amount need no PIN and no signature
     # (UnionPay's small-amount no-PIN/no-signature service, 小额免密免签: CNY 1,000.00).
     contactless_no_cvm_limit_minor: int = 100_000
+    # Sales and refunds a batch holds before the terminal settles it by itself: field 48
+    # counts each group's sales and refunds in three digits (protocol.md §6.5), and a batch
+    # the host cannot total is one it cannot settle.
+    batch_max_transactions: int = 500
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_max_transactions <= TOTALS_COUNT_MAX:
+            raise ProfileError(
+                f"batch_max_transactions must be 1..{TOTALS_COUNT_MAX} (field 48 counts in "
+                f"three digits), not {self.batch_max_transactions}"
+            )
 
     @property
     def header_len(self) -> int:

@@ -10,6 +10,7 @@ the outcome; a timeout, a lost link, a bad MAC or a crash leaves it pending, and
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ from smartpos.protocol.messages import (
     PROC_PURCHASE,
     PROC_REFUND,
     PROC_VOID,
+    TOTALS_AMOUNT_MAX_MINOR,
     TYPE_BALANCE,
     TYPE_NETWORK,
     TYPE_PURCHASE,
@@ -86,6 +88,7 @@ class TerminalError(Exception):
 
 CHIP_PSN = "01"  # PAN sequence number of the sandbox's simulated chip cards
 _TC_PAN = b"tc-advice-pan"  # vault context of a PAN kept sealed for its TC advice
+_RRN = re.compile(r"[0-9A-Za-z]{12}")  # field 37, an12
 # Answers to a reversal saying the host holds no request of ours under its trace (25: another
 # request holds it; 94: another reversal does): nothing of ours was posted (protocol.md §9.3).
 _NOT_HELD = ("25", "94")
@@ -496,6 +499,11 @@ class Terminal:
     async def refund(self, amount_minor: int, card: CardInput, *, rrn: str) -> TxnResult:
         if amount_minor <= 0:
             raise TerminalError("amount must be above zero")
+        if not _RRN.fullmatch(rrn):
+            raise TerminalError(
+                f"{rrn!r} is not a reference number: an RRN is the 12 letters and digits "
+                "printed on the sale's slip"
+            )
         with self.engine.connect() as conn:
             orig = conn.execute(
                 select(journal).where(and_(journal.c.rrn == rrn, journal.c.kind == "sale"))
@@ -552,8 +560,9 @@ class Terminal:
             base.message = f"balance inquiry failed: {exc}"
             return base
         rc = resp.get("39", "")
-        base.response_code, base.message = rc, describe(rc).en
+        base.response_code, base.message = rc, _decline_text(rc, pin is not None)
         base.result = "approved" if rc == "00" else "declined"
+        base.pin_verified = pin is not None and rc == "00"
         if rc == REVERSAL_MAC_ERROR:
             await self._sign_on_again(base)
         if rc == "00" and "54" in resp:
@@ -578,17 +587,78 @@ class Terminal:
         await self._require_no_pending_reversal()
         if self._tak is None and self.profile.mac_required:
             raise TerminalError("no MAC key: sign on first (`smartpos terminal signon`)")
-        now = self.clock()
+        brand = brand_of(card.pan).value if card else (original.brand if original else "")
+        settled_first = await self._make_room(kind, amount_minor, brand)
+        result = await self._send_money_txn(
+            kind, mti, type_code, fields, amount_minor, card, pin_entered, original, icc
+        )
+        if settled_first is not None:
+            result.message += f" ({settled_first})"
+        return result
+
+    async def _make_room(self, kind: str, amount_minor: int, brand: str) -> str | None:
+        """Settle the open batch first if this sale or refund would not fit in it: at most
+        the profile's ``batch_max_transactions`` sales and refunds, and no card group's
+        sales or refunds beyond what field 48's n12 amounts hold (§6.5) — a batch that
+        could not be settled would keep every hold in it on the cardholders' funds. As real
+        terminals do, the terminal closes a full batch by itself. Returns what it did."""
+        if kind not in ("sale", "refund"):
+            return None  # voids are not counted in the totals
         batch_no = self.batch_no()
+        with self.engine.connect() as conn:
+            totals = self.totals(conn, batch_no)
+        group = totals.domestic if brand == "unionpay" else totals.foreign
+        count = sum(g.debit_count + g.credit_count for g in (totals.domestic, totals.foreign))
+        so_far = group.debit_amount_minor if kind == "sale" else group.credit_amount_minor
+        if (
+            count < self.profile.batch_max_transactions
+            and so_far + amount_minor <= TOTALS_AMOUNT_MAX_MINOR
+        ):
+            return None
+        try:
+            report = await self.settle()
+        except TerminalError as exc:
+            raise TerminalError(
+                f"batch {batch_no} is full ({count} transactions): settling it first "
+                f"failed ({exc}); settle, then retry"
+            ) from None
+        return f"batch {batch_no} was full and has been settled: {report['result']}"
+
+    async def _send_money_txn(
+        self,
+        kind: str,
+        mti: str,
+        type_code: str,
+        fields: Fields,
+        amount_minor: int,
+        card: CardInput | None,
+        pin_entered: bool,
+        original: Any,
+        icc: dict[str, bytes] | None,
+    ) -> TxnResult:
         pan_masked = mask_pan(card.pan) if card else (original.pan_masked if original else "")
         brand = brand_of(card.pan).value if card else (original.brand if original else "")
         entry = (
             ENTRY_NAMES.get(card.entry, "") if card else (original.entry_mode if original else "")
         )
-        # 1. Journal the request and arm its reversal, durably, before anything is sent.
+        now = self.clock()
+        batch_no = self.batch_no()
+        # 1. Journal the request and arm its reversal, durably, before anything is sent —
+        # and only once it is known to encode: a request the terminal cannot even write
+        # (a malformed reference, say) is refused here, its trace not used, nothing armed.
         with self.engine.begin() as conn:
             stan = self._next_stan(conn)
             invoice = self._next_invoice(conn)
+            req = {
+                **self._base(mti, stan, now),
+                **fields,
+                "49": self._ccy(),
+                "60": F60(type_code, batch_no).encode(),
+            }
+            try:
+                message = self._encode(req, True)
+            except MessageError as exc:
+                raise TerminalError(f"the request cannot be sent: {exc}") from None
             jid = conn.execute(
                 journal.insert().values(
                     kind=kind,
@@ -627,12 +697,6 @@ class Terminal:
                     updated_at=_now(),
                 )
             )
-        req = {
-            **self._base(mti, stan, now),
-            **fields,
-            "49": self._ccy(),
-            "60": F60(type_code, batch_no).encode(),
-        }
         result = TxnResult(
             "error",
             "",
@@ -647,7 +711,7 @@ class Terminal:
             brand=brand,
             entry_mode=entry,
             journal_id=jid,
-            pin_verified=pin_entered,
+            pin_verified=False,  # set once the host approved it
         )
         if icc is not None:
             result.icc = {name: icc[tag].hex().upper() for name, tag in _ICC_ON_SLIP}
@@ -655,7 +719,7 @@ class Terminal:
             result.app_label = sandbox_application(card.pan)[1]
         # 2. Online request.
         try:
-            raw = await self.link.exchange(self._encode(req, True))
+            raw = await self.link.exchange(message)
             resp = self._check_response(req, raw, True)
         except LinkError as exc:
             if not exc.sent:
@@ -683,7 +747,8 @@ class Terminal:
             result.icc["TC"] = second["9F26"].hex().upper()
             tc = (encode_tlv(second).hex().upper(), self.vault.seal(card.pan.encode(), _TC_PAN))
         # 4. A trusted answer: record it and disarm the reversal in one commit.
-        result.response_code, result.message = rc, describe(rc).en
+        result.response_code, result.message = rc, _decline_text(rc, pin_entered)
+        result.pin_verified = pin_entered and rc == "00"
         result.auth_code, result.rrn = resp.get("38", ""), resp.get("37", "")
         if rc == "00":
             result.result = "approved"
@@ -707,6 +772,11 @@ class Terminal:
                 await self._catch_up_settled_batch(result)
             elif rc == REVERSAL_MAC_ERROR:
                 await self._sign_on_again(result)
+            elif rc == "94":
+                # The host holds another request under this trace: this terminal's counter
+                # went back (a restored database). The sign-on answer says where the host
+                # has it, and the counters move past that.
+                await self._sign_on_again(result, "counters caught up with the host")
         return result
 
     @staticmethod
@@ -720,14 +790,17 @@ class Terminal:
             tag91 = None
         return SimulatedChip(card.pan, CHIP_PSN).complete(icc, tag91, approved=True)
 
-    async def _sign_on_again(self, result: TxnResult) -> None:
-        """A0: the host no longer accepts our MAC key (it was rotated, or the host lost it).
-        Nothing was done, so sign on now — the next transaction uses the new keys. The
-        declined one is not retried: its PIN block is under the old PIN key, and only the
-        cardholder can enter the PIN again."""
+    async def _sign_on_again(
+        self, result: TxnResult, what: str = "signed on again with new keys"
+    ) -> None:
+        """A0: the host no longer accepts our MAC key (it was rotated, or the host lost it);
+        94: the host holds another request under our trace. Nothing was done, so sign on
+        now — the next transaction uses the new keys and counters. The declined one is not
+        retried: its PIN block is under the old PIN key, and only the cardholder can enter
+        the PIN again."""
         signed = await self.sign_on()
         if signed.result == "approved":
-            result.message += "; signed on again with new keys: try the transaction again"
+            result.message += f"; {what}: try the transaction again"
         else:
             result.message += f"; signing on again failed ({signed.message}): sign on"
 
@@ -1184,6 +1257,14 @@ class Terminal:
         except (LinkError, MessageError):
             return len(rows), None, refused
         return len(rows), resp.get("48"), refused
+
+
+def _decline_text(rc: str, pin_entered: bool) -> str:
+    """The answer in words. 55 means "incorrect PIN" — or, to a request that carried no
+    PIN, that the card needs one."""
+    if rc == "55" and not pin_entered:
+        return "PIN required: this card needs the cardholder's PIN"
+    return describe(rc).en
 
 
 def _agree(ours: SettlementTotals, host_totals: str | None) -> bool | None:

@@ -139,3 +139,43 @@ def test_a_restored_terminal_catches_up_at_sign_on(tmp_path: Path) -> None:
             await restored.link.close()
 
     asyncio.run(go())
+
+
+def test_a_sale_under_a_used_trace_signs_on_and_catches_up(tmp_path: Path) -> None:
+    """Restored, and selling before any sign-on: the first sale reuses a trace the host
+    holds and is answered 94 — never the earlier sale's approval. The terminal signs on by
+    itself, its counters catch up, and the sale goes through when tried again."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = sb.terminal()
+            assert (await t.sign_on()).result == "approved"
+            copy = tmp_path / "terminal-copy.db"
+            with sqlite3.connect(terminal_db(sb)) as src, sqlite3.connect(copy) as dst:
+                src.backup(dst)
+            taken = await t.sale(700, CardInput.parse(GOOD.pan), PIN)
+            assert taken.result == "approved"
+            await t.link.close()
+            t.engine.dispose()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{terminal_db(sb)}{suffix}").unlink(missing_ok=True)
+            shutil.copy(copy, terminal_db(sb))
+            home = terminal_db(sb).parent
+            rt = open_terminal_db(
+                Settings(home=home, terminal_db_url=f"sqlite:///{terminal_db(sb)}"), durable=False
+            )
+            restored = Terminal(rt.engine, rt.vault, t.profile, t.link)
+            before = balance_of(sb, GOOD)
+            # Another sale (the same card and amount within the same second would be, to any
+            # host, a resend of the first: indistinguishable on the wire).
+            reused = await restored.sale(701, CardInput.parse(GOOD.pan), PIN)
+            assert (reused.result, reused.response_code) == ("declined", "94"), reused
+            assert reused.stan == taken.stan and reused.rrn != taken.rrn
+            assert "counters caught up with the host" in reused.message
+            assert balance_of(sb, GOOD) == before
+            again = await restored.sale(701, CardInput.parse(GOOD.pan), PIN)
+            assert again.result == "approved", again
+            assert balance_of(sb, GOOD) == before - 701
+            await restored.link.close()
+
+    asyncio.run(go())
