@@ -78,3 +78,46 @@ def test_answers_say_what_happened(tmp_path: Path) -> None:
             await t.link.close()
 
     asyncio.run(go())
+
+
+class OneAnswerLink:
+    """A link whose host answers every request with the same fields (MTI and trace
+    matched to the request): an acquirer that misbehaves in one particular way."""
+
+    def __init__(self, answer: dict[str, str]) -> None:
+        self.answer = answer
+        self.sent = 0
+
+    async def exchange(self, message: bytes, timeout_ms: int | None = None) -> bytes:
+        from smartpos.protocol import codec
+        from smartpos.protocol.messages import response_mti
+
+        self.sent += 1
+        req = codec.decode(message)
+        fields = {"t": response_mti(req["t"]), "11": req["11"], "41": req["41"], **self.answer}
+        return codec.encode(fields)
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_sign_on_approved_without_keys_is_an_error(tmp_path: Path) -> None:
+    """An 0810 answered 00 without field 62 used to print
+    '"result":"declined","response_code":"00","message":"Approved"'."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = sb.terminal()
+            t.link = OneAnswerLink({"39": "00", "42": t.mid})  # type: ignore[assignment]
+            r = await t.sign_on()
+            assert (r.result, r.response_code) == ("error", "00")
+            assert r.message == "the host approved the sign-on but sent no keys"
+            assert t._tak is None and t._tpk is None  # nothing loaded
+            t.link = OneAnswerLink({"39": "00", "62": "00" * 40})  # type: ignore[assignment]
+            r = await t.sign_on()
+            assert r.result == "error" and "keys refused" in r.message
+            t.link = OneAnswerLink({"39": "05"})  # type: ignore[assignment]
+            r = await t.sign_on()
+            assert (r.result, r.response_code, r.message) == ("declined", "05", "Do not honor")
+
+    asyncio.run(go())
