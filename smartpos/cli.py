@@ -322,7 +322,7 @@ def _terminal_call(fn: Callable[[Any], Awaitable[Any]], as_json: bool) -> Any:
         try:
             return await fn(terminal)
         finally:
-            await terminal.link.close()
+            await terminal.close()
 
     try:
         return _run(go())
@@ -621,7 +621,7 @@ def demo(
     async def ready(p: int) -> None:
         terminal = open_terminal(settings)
         signed = await terminal.sign_on()
-        await terminal.link.close()
+        await terminal.close()
         console.print(
             f"[bold]smartpos demo[/bold] — sandbox host on 127.0.0.1:{p} (TLS), "
             f"terminal {DEMO_TID} / merchant {DEMO_MID} "

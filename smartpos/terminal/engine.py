@@ -22,6 +22,7 @@ from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan, normaliz
 from smartpos.cards.emv import CID_TC, SimulatedChip, TerminalData, sandbox_application
 from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.cards.track import parse_expiry, parse_track2
+from smartpos.db.lock import ProcessLock
 from smartpos.keys.keys import KeyCheckError, signon_mac_key, unpack_f62
 from smartpos.keys.mac import compute_mac, verify_mac
 from smartpos.keys.pinblock import encrypt_pin_block
@@ -185,7 +186,9 @@ class Terminal:
         *,
         currency: str = "CNY",
         clock: Callable[[], datetime] = datetime.now,
+        lock: ProcessLock | None = None,
     ) -> None:
+        self._lock = lock  # held for this terminal by its opener, released by close()
         self.engine = engine
         self.vault = vault
         self.profile = profile
@@ -201,6 +204,13 @@ class Terminal:
         self._tmk = vault.unseal(cfg.sealed_tmk, b"tmk:" + cfg.tid.encode())
         self._tpk = vault.unseal(cfg.sealed_tpk, b"tpk") if cfg.sealed_tpk else None
         self._tak = vault.unseal(cfg.sealed_tak, b"tak") if cfg.sealed_tak else None
+
+    async def close(self) -> None:
+        """Close the link and let the next command have the terminal."""
+        await self.link.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # -- counters & state ------------------------------------------------------------------
 

@@ -10,11 +10,12 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from smartpos.config import Settings
 from smartpos.db.engine import make_engine
+from smartpos.db.lock import AlreadyLocked, ProcessLock
 from smartpos.db.migrate import upgrade
 from smartpos.keys.keys import KeyCheckError, kcv
 from smartpos.keys.vault import Vault
 from smartpos.protocol.profiles import get_profile
-from smartpos.terminal.engine import Terminal
+from smartpos.terminal.engine import Terminal, TerminalError
 from smartpos.terminal.link import HostLink
 from smartpos.terminal.tables import journal, reversals, terminal_config
 
@@ -153,17 +154,31 @@ def provisioned_tmk_kcv(rt: TerminalRuntime, tid: str) -> bytes | None:
     return kcv(rt.vault.unseal(cfg.sealed_tmk, b"tmk:" + tid.encode()))
 
 
+TERMINAL_LOCK = "terminal"
+
+
 def open_terminal(settings: Settings) -> Terminal:
-    """The provisioned terminal, with its link to the configured acquirer."""
+    """The provisioned terminal, with its link to the configured acquirer, held by this
+    process alone until :meth:`Terminal.close`: a terminal does one transaction at a time.
+    Two commands at once would each take the other's in-flight request for one interrupted
+    by a crash and reverse it — a sale reported approved to one cashier, reversed at the
+    bank by the other's command."""
     rt = open_terminal_db(settings)
+    try:
+        lock = ProcessLock(rt.engine, TERMINAL_LOCK).acquire()
+    except AlreadyLocked:
+        rt.engine.dispose()
+        raise TerminalError(
+            "the terminal is busy with another transaction (another smartpos command is "
+            "using it): wait for it to finish, then try again"
+        ) from None
     with rt.engine.connect() as conn:
         cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
     if cfg is None:
-        from smartpos.terminal.engine import TerminalError
-
+        lock.release()
         raise TerminalError(
             "terminal is not provisioned: run `smartpos demo` once or `smartpos terminal provision`"
         )
     profile = get_profile(cfg.profile)
     link = HostLink(cfg.link_host, cfg.link_port, profile, cfg.host_fingerprint)
-    return Terminal(rt.engine, rt.vault, profile, link, currency=settings.currency)
+    return Terminal(rt.engine, rt.vault, profile, link, currency=settings.currency, lock=lock)

@@ -121,3 +121,29 @@ def test_a_sign_on_approved_without_keys_is_an_error(tmp_path: Path) -> None:
             assert (r.result, r.response_code, r.message) == ("declined", "05", "Do not honor")
 
     asyncio.run(go())
+
+
+def test_the_terminal_does_one_transaction_at_a_time(tmp_path: Path) -> None:
+    """Two commands on one terminal at once: the second used to take the first's in-flight
+    sale for one a crash had interrupted and reverse it — approved for one cashier,
+    reversed at the bank by the other. Now the second is told the terminal is busy."""
+    from smartpos.config import Settings
+    from smartpos.terminal.setup import open_terminal
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = sb.terminal()
+            assert (await t.sign_on()).result == "approved"
+            home = sb.settings.home / f"terminal-{t.tid}"
+            settings = Settings(home=home, terminal_db_url=f"sqlite:///{home / 'terminal.db'}")
+            first = open_terminal(settings)
+            with pytest.raises(TerminalError, match="busy"):
+                open_terminal(settings)
+            sale = await first.sale(100, CardInput.parse(GOOD.pan), GOOD.pin)
+            assert sale.result == "approved"
+            await first.close()
+            second = open_terminal(settings)  # free again
+            assert second.pending_reversals() == 0
+            await second.close()
+
+    asyncio.run(go())
