@@ -268,3 +268,24 @@ def test_cli_tap_and_fallback(home: Path, host: int) -> None:
     args = ["--rrn", fallback["rrn"], "--amount", "5", "--card", chip_card.track2, "--chip"]
     refund = js(cli(home, "terminal", "refund", *args, "--json"))
     assert (refund["result"], refund["entry_mode"]) == ("approved", "chip"), refund
+
+
+def test_host_serve_says_only_what_matters(tmp_path: Path) -> None:
+    """A first start migrates the database: that is not news for the operator (Alembic
+    reports each step at INFO); the listening line is."""
+    env = {**os.environ, "SMARTPOS_HOME": str(tmp_path / "fresh")}
+    proc = subprocess.Popen(
+        [*SMARTPOS, "host", "serve", "--port", "0", "--no-tls"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("host listening on 127.0.0.1:")
+    finally:
+        proc.terminate()
+        out, errors = proc.communicate(timeout=20)
+    assert "alembic" not in errors.lower() and "Running upgrade" not in errors, errors
+    assert "host stopped" in out
