@@ -71,6 +71,25 @@ def _main() -> None:
     # Every command logs through the PAN-scrubbing handler (smartpos.logs), warnings and up
     # unless the command asks for more.
     setup_logging(logging.WARNING)
+    _check_data_directory(load_settings())
+
+
+def _check_data_directory(settings: Settings) -> None:
+    """Tighten what others could read in the data directory (one warning line); refuse
+    one that belongs to another user (smartpos.files, docs/architecture.md)."""
+    from smartpos.files import secure_tree
+
+    tightened = secure_tree(settings.home)
+    if tightened:
+        names = ", ".join(str(p.relative_to(settings.home)) for p in tightened[:4])
+        more = f" and {len(tightened) - 4} more" if len(tightened) > 4 else ""
+        err.print("[yellow]warning:[/yellow] ", end="")
+        err.print(
+            f"{settings.home} had {len(tightened)} entries open to other users"
+            f" ({names}{more}): closed them (directories 0700, files 0600)",
+            markup=False,
+            highlight=False,
+        )
 
 
 T = TypeVar("T")

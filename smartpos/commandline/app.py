@@ -121,6 +121,7 @@ def _known(exc: BaseException) -> Reply | None:
     from sqlalchemy.exc import OperationalError
 
     from smartpos.db.lock import AlreadyLocked
+    from smartpos.files import UnsafeFileError
     from smartpos.terminal.engine import TerminalError
 
     if isinstance(exc, ValidationError) and exc.title == "Settings":
@@ -129,6 +130,8 @@ def _known(exc: BaseException) -> Reply | None:
         return _error(f"setting {name}: {problem['msg']}", "config", 1)
     if isinstance(exc, AlreadyLocked):
         return _error(f"{exc}: is another host (or the demo) running on this data?", "locked", 1)
+    if isinstance(exc, UnsafeFileError):
+        return _error(str(exc), "files", 1)
     if isinstance(exc, OperationalError):
         return _error(f"database unavailable: {exc.orig}", "unavailable", 1)
     if isinstance(exc, OSError) and exc.filename is not None:
