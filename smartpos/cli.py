@@ -1,14 +1,17 @@
 """The ``smartpos`` command: host, terminal, demo and benchmark entry points.
 
-Each command stays thin: it builds its inputs, calls the service layer and prints.
+Each command stays thin: it reads its inputs, calls the service layer and returns a
+``Reply``; the app (``smartpos.commandline.app``) prints it — as one JSON object with
+``--json`` — and turns every failure into one line (docs/cli.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import errno
 import logging
+import os
 import signal
 import socket
 import sys
@@ -17,17 +20,47 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from smartpos.commandline.app import App, UserError, console, err
+from smartpos.commandline.options import (
+    AmountOpt,
+    ChipOpt,
+    ExpiryOpt,
+    FallbackOpt,
+    FingerprintOpt,
+    HostOpt,
+    InvoiceOpt,
+    JsonOpt,
+    KcvOpt,
+    MerchantOpt,
+    MidOpt,
+    PinOpt,
+    PortOpt,
+    PostgresUrlOpt,
+    PrintOpt,
+    ProfileOpt,
+    RefundAmountOpt,
+    RrnOpt,
+    StanOpt,
+    TapOpt,
+    TidOpt,
+    TmkOpt,
+)
+from smartpos.commandline.result import Reply
 from smartpos.config import Settings, load_settings
 from smartpos.logs import setup_logging
 
 if TYPE_CHECKING:
     from smartpos.db.lock import ProcessLock
     from smartpos.host.sandbox import HostRuntime
+    from smartpos.terminal.engine import CardInput, Terminal, TxnResult
 
-app = typer.Typer(no_args_is_help=True, help="smartpos — smart POS terminal and acquirer sandbox")
+app = App(
+    no_args_is_help=True,
+    help="smartpos — smart POS terminal and acquirer sandbox",
+    pretty_exceptions_enable=False,
+)
 host_app = typer.Typer(no_args_is_help=True, help="The acquirer sandbox host.")
 terminal_app = typer.Typer(no_args_is_help=True, help="The payment terminal.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks.")
@@ -42,17 +75,34 @@ def _main() -> None:
     # Every command logs through the PAN-scrubbing handler (smartpos.logs), warnings and up
     # unless the command asks for more.
     setup_logging(logging.WARNING)
+    _check_data_directory(load_settings())
 
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+def _check_data_directory(settings: Settings) -> None:
+    """Tighten what others could read in the data directory (one warning line); refuse
+    one that belongs to another user (smartpos.files, docs/architecture.md)."""
+    from smartpos.files import secure_tree
+
+    tightened = secure_tree(settings.home)
+    if tightened:
+        names = ", ".join(str(p.relative_to(settings.home)) for p in tightened[:4])
+        more = f" and {len(tightened) - 4} more" if len(tightened) > 4 else ""
+        err.print("[yellow]warning:[/yellow] ", end="")
+        err.print(
+            f"{settings.home} had {len(tightened)} entries open to other users"
+            f" ({names}{more}): closed them (directories 0700, files 0600)",
+            markup=False,
+            highlight=False,
+        )
+
+
 T = TypeVar("T")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 DEMO_TID = "10000001"
 DEMO_MID = "898310048160001"
 DEMO_MERCHANT = "示例便利店 Demo Mart"
+# Bind errors: the port or address is not available to this process.
+_BIND_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -64,20 +114,12 @@ def _run(coro: Awaitable[T]) -> T:
         return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def _fail(message: str, as_json: bool, code: int = 1) -> None:
-    if as_json:
-        print(json.dumps({"result": "error", "message": message}, ensure_ascii=False))
-    else:
-        err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
 @app.command()
-def version() -> None:
+def version(as_json: JsonOpt = False) -> Reply:
     """Print the smartpos version."""
     from smartpos import __version__
 
-    typer.echo(__version__)
+    return Reply(True, "ok", __version__, data={"version": __version__})
 
 
 # -- host ------------------------------------------------------------------------------------
@@ -105,8 +147,10 @@ def _hold_host(settings: Settings, port: int | None = None) -> tuple[HostRuntime
         return rt, ProcessLock(rt.engine, WRITER_LOCK).acquire()
     except AlreadyLocked as exc:
         rt.engine.dispose()
-        _fail(f"{exc}: is another host (or the demo) running on this data directory?", False)
-        raise
+        raise UserError(
+            f"{exc}: is another host (or the demo) running on this data directory?",
+            code="locked",
+        ) from None
 
 
 def _host_setup(
@@ -135,6 +179,27 @@ async def _serve(
 ) -> None:
     """Run the host until Ctrl-C or SIGTERM. ``held``: the database, writer lock and
     listening socket a caller has already taken (the demo)."""
+    try:
+        await _serve_on(settings, port, tls, profile, ready, workers, held)
+    except OSError as exc:
+        if exc.errno not in _BIND_ERRNOS:
+            raise
+        raise UserError(
+            f"cannot listen on {settings.host_bind}:{port}: {os.strerror(exc.errno)} (another host"
+            " running? choose another --port)",
+            code="unavailable",
+        ) from None
+
+
+async def _serve_on(
+    settings: Settings,
+    port: int,
+    tls: bool,
+    profile: str,
+    ready: Callable[[int], Awaitable[None]] | None,
+    workers: int,
+    held: HeldHost | None,
+) -> None:
     if workers > 0:
         from smartpos.host.cluster import serve_cluster
 
@@ -177,13 +242,16 @@ async def _serve(
 
 @host_app.command("serve")
 def host_serve(
-    port: Annotated[int | None, typer.Option(help="TCP port (default: settings)")] = None,
-    profile: Annotated[str, typer.Option(help="acquirer profile")] = "sandbox",
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="TCP port (default: settings; 0: any)")
+    ] = None,
+    profile: ProfileOpt = "sandbox",
     tls: Annotated[bool, typer.Option("--tls/--no-tls")] = True,
     workers: Annotated[
         int,
         typer.Option(
             min=0,
+            max=64,
             help="front-end processes for the link (TLS, decoding, MACs) in front of one "
             "writer process; 0 = everything in one process",
         ),
@@ -201,22 +269,21 @@ def host_serve(
             + ")"
         )
 
-    from smartpos.db.lock import AlreadyLocked
-
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            _run(_serve(settings, port or settings.host_port, tls, profile, ready, workers))
-    except AlreadyLocked as exc:
-        _fail(f"{exc}: is another host (or the demo) running on this data directory?", False)
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(
+            _serve(
+                settings, settings.host_port if port is None else port, tls, profile, ready, workers
+            )
+        )
 
 
 @host_app.command("init")
 def host_init(
-    tid: Annotated[str, typer.Option(help="terminal ID to provision")] = DEMO_TID,
-    mid: Annotated[str, typer.Option(help="merchant ID")] = DEMO_MID,
-    merchant: Annotated[str, typer.Option(help="merchant name")] = DEMO_MERCHANT,
+    tid: TidOpt = DEMO_TID,
+    mid: MidOpt = DEMO_MID,
+    merchant: MerchantOpt = DEMO_MERCHANT,
     as_json: JsonOpt = False,
-) -> None:
+) -> Reply:
     """Create the host database, issue the test cards and provision a terminal.
 
     Prints the terminal master key once (the key-loading ceremony): load it into the
@@ -236,49 +303,29 @@ def host_init(
         "host_fingerprint": out["fingerprint"],
         "test_cards_issued": out["seeded"],
     }
-    if as_json:
-        print(json.dumps(data))
-    else:
-        for k, v in data.items():
-            console.print(f"{k}: {v}")
+    message = (
+        f"terminal {prov.tid} provisioned at the host; load its TMK with"
+        " `smartpos terminal provision`"
+    )
+    return Reply(True, "ok", message, data=data, lines=[f"{k}: {v}" for k, v in data.items()])
 
 
 @host_app.command("check")
-def host_check(as_json: JsonOpt = False) -> None:
+def host_check(as_json: JsonOpt = False) -> Reply:
     """Verify the issuer ledger: debits = credits, holds resolved at most once, counters."""
+    from smartpos.commandline.replies import check_reply
     from smartpos.host.ledger import check
     from smartpos.host.sandbox import open_host
 
-    rt = open_host(load_settings())
+    settings = load_settings()
+    rt = open_host(settings)
     with rt.engine.connect() as conn:
         report = check(conn)
-    data = {
-        "balanced": report.balanced,
-        "accounts": report.accounts,
-        "transfers": report.transfers,
-        "debits_posted_minor": report.debits_posted,
-        "credits_posted_minor": report.credits_posted,
-        "debits_pending_minor": report.debits_pending,
-        "credits_pending_minor": report.credits_pending,
-        "problems": report.problems,
-    }
-    if as_json:
-        print(json.dumps(data))
-    else:
-        state = "[green]BALANCED[/green]" if report.balanced else "[red]NOT BALANCED[/red]"
-        console.print(f"ledger {state}: {report.accounts} accounts, {report.transfers} transfers")
-        console.print(
-            f"posted: debits {report.debits_posted} = credits {report.credits_posted}"
-            f"; pending: {report.debits_pending} = {report.credits_pending}"
-        )
-        for p in report.problems:
-            console.print(f"[red]- {p}[/red]")
-    if not report.balanced:
-        raise typer.Exit(2)
+    return check_reply(report, settings.currency)
 
 
 @host_app.command("cards")
-def host_cards(as_json: JsonOpt = False) -> None:
+def host_cards(as_json: JsonOpt = False) -> Reply:
     """List the sandbox test cards and what each one does."""
     from smartpos.host.testcards import CATALOGUE
 
@@ -293,267 +340,237 @@ def host_cards(as_json: JsonOpt = False) -> None:
         }
         for c in CATALOGUE
     ]
-    if as_json:
-        print(json.dumps(rows))
-        return
     table = Table(title="Sandbox test cards (PIN 123456 unless noted)")
     for col in ("PAN", "expiry", "card", "outcome"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["pan"], r["expiry"], r["label"], r["outcome"])
-    console.print(table)
-    console.print(
+    note = (
         "Test amounts 9000.05/.12/.13/.51/.61/.91/.96 force that response code; "
         "9000.98 gets no answer."
     )
+    return Reply(True, "ok", f"{len(rows)} test cards", data={"cards": rows}, lines=[table, note])
 
 
 # -- terminal --------------------------------------------------------------------------------
 
 
-def _terminal_call(fn: Callable[[Any], Awaitable[Any]], as_json: bool) -> Any:
-    from smartpos.cards import CardError
-    from smartpos.money import MoneyError
-    from smartpos.terminal.engine import TerminalError
+def _on_terminal(fn: Callable[[Terminal], Awaitable[T]]) -> T:
+    """Open the provisioned terminal, run ``fn`` on it, close its link."""
     from smartpos.terminal.setup import open_terminal
 
-    async def go() -> Any:
+    async def go() -> T:
         terminal = open_terminal(load_settings())
         try:
             return await fn(terminal)
         finally:
             await terminal.close()
 
-    try:
-        return _run(go())
-    except (TerminalError, CardError, MoneyError, ValueError) as exc:
-        _fail(str(exc), as_json)
+    return _run(go())
 
 
-def _show(result: Any, as_json: bool, print_receipt: bool = False) -> None:
-    data = result.to_dict()
-    if as_json:
-        print(json.dumps(data, ensure_ascii=False))
-    else:
-        colour = {"approved": "green", "declined": "yellow"}.get(data["result"], "red")
-        console.print(
-            f"[{colour}]{data['result'].upper()}[/{colour}] "
-            f"{data['response_code']} {data['message']}"
-        )
-        from smartpos.money import Money
+def _txn(fn: Callable[[Terminal], Awaitable[TxnResult]], print_receipt: bool = False) -> Reply:
+    """Run one transaction on the terminal; with ``print_receipt`` print the slips of an
+    approval (a printer failure is reported, the transaction stands)."""
+    from smartpos.commandline.replies import txn_reply
 
-        console.print(f"  amount: {Money.of(data['amount_minor'], data['currency'])}")
-        for key in (
-            "kind",
-            "pan_masked",
-            "brand",
-            "entry_mode",
-            "stan",
-            "invoice_no",
-            "batch_no",
-            "auth_code",
-            "rrn",
-            "balance_minor",
-            "reversal",
-        ):
-            if data.get(key) not in (None, "", 0):
-                console.print(f"  {key}: {data[key]}")
-    if print_receipt and data["result"] == "approved" and data["kind"] != "balance":
+    result = _on_terminal(fn)
+    receipt = None
+    if print_receipt and result.result == "approved" and result.kind != "balance":
+        from smartpos.devices.printer import PrinterError
         from smartpos.terminal.receipts import print_result
 
         try:
             print_result(load_settings(), result)
-        except Exception as exc:
-            err.print(f"[yellow]receipt not printed:[/yellow] {exc} (reprint later)")
-    if data["result"] != "approved":
-        raise typer.Exit(1)
+            receipt = "printed"
+        except PrinterError as exc:
+            receipt = f"not printed: {exc} (reprint later)"
+            err.print("[yellow]receipt not printed:[/yellow] ", end="")
+            err.print(f"{exc} (reprint later)", markup=False, highlight=False)
+    return txn_reply(result.to_dict(), receipt)
 
 
-CardOpt = Annotated[str, typer.Option(help="PAN (keyed entry) or track 2 (swipe)")]
-PinOpt = Annotated[str | None, typer.Option(help="cardholder PIN (sent only as a PIN block)")]
-ExpiryOpt = Annotated[str | None, typer.Option(help="expiry YYMM (keyed entry)")]
-ChipOpt = Annotated[
-    bool, typer.Option("--chip", help="read the card by its (simulated) chip: ARQC and ARPC")
-]
-TapOpt = Annotated[
-    bool,
-    typer.Option("--tap", help="contactless (QuickPass): ARQC; no PIN up to the no-CVM limit"),
-]
-FallbackOpt = Annotated[
-    bool, typer.Option("--fallback", help="swipe a chip card whose chip cannot be read")
-]
+def _one_reading(chip: bool, tap: bool, fallback: bool) -> None:
+    """Refuse ``--chip --tap`` and the like before anything is opened or asked."""
+    if chip + tap + fallback > 1:
+        raise UserError(
+            "read the card one way: --chip, --tap or --fallback", code="usage", exit_code=2
+        )
+
+
+def _read_card(expiry: str | None, chip: bool, tap: bool, fallback: bool) -> CardInput:
+    """The card from the reader stand-in (hidden prompt or stdin; never argv)."""
+    from smartpos.commandline.entry import read_card
+    from smartpos.terminal.engine import card_or_error
+
+    return card_or_error(read_card(), expiry, chip=chip, tap=tap, fallback=fallback)
+
+
+def _read_pin(asked: bool) -> str | None:
+    from smartpos.commandline.entry import read_pin
+
+    return read_pin() if asked else None
+
+
+_CARD_HELP = (
+    " The card (PAN or track 2) and the PIN are read from a hidden prompt, or from standard"
+    " input when it is not a terminal: one line each (docs/cli.md)."
+)
 
 
 @terminal_app.command("provision")
 def terminal_provision(
-    tid: Annotated[str, typer.Option()],
-    mid: Annotated[str, typer.Option()],
-    tmk: Annotated[str, typer.Option(help="TMK, 32 hex digits")],
-    kcv: Annotated[str, typer.Option(help="TMK check value, 8 hex digits")],
-    merchant: Annotated[str, typer.Option()] = DEMO_MERCHANT,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8583,
-    fingerprint: Annotated[str | None, typer.Option(help="host certificate SHA-256")] = None,
-    profile: Annotated[str, typer.Option()] = "sandbox",
-) -> None:
+    tid: TidOpt,
+    mid: MidOpt,
+    tmk: TmkOpt,
+    kcv: KcvOpt,
+    merchant: MerchantOpt = DEMO_MERCHANT,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8583,
+    fingerprint: FingerprintOpt = None,
+    profile: ProfileOpt = "sandbox",
+    as_json: JsonOpt = False,
+) -> Reply:
     """Load the terminal's identity and master key."""
     from smartpos.terminal.setup import open_terminal_db, provision
 
-    try:
-        provision(
-            open_terminal_db(load_settings()),
-            tid=tid,
-            mid=mid,
-            merchant_name=merchant,
-            tmk=bytes.fromhex(tmk),
-            tmk_kcv=bytes.fromhex(kcv),
-            link_host=host,
-            link_port=port,
-            host_fingerprint=fingerprint,
-            profile=profile,
-        )
-    except ValueError as exc:
-        _fail(str(exc), False)
-    console.print(f"terminal {tid} provisioned; run `smartpos terminal signon`")
+    provision(
+        open_terminal_db(load_settings()),
+        tid=tid,
+        mid=mid,
+        merchant_name=merchant,
+        tmk=tmk,
+        tmk_kcv=kcv,
+        link_host=host,
+        link_port=port,
+        host_fingerprint=fingerprint,
+        profile=profile,
+    )
+    data = {"tid": tid, "mid": mid, "link_host": host, "link_port": port, "profile": profile}
+    return Reply(
+        True, "ok", f"terminal {tid} provisioned; run `smartpos terminal signon`", data=data
+    )
 
 
 @terminal_app.command("signon")
-def terminal_signon(as_json: JsonOpt = False) -> None:
+def terminal_signon(as_json: JsonOpt = False) -> Reply:
     """Sign on: receive fresh PIN and MAC keys (0800/0810)."""
-    _show(_terminal_call(lambda t: t.sign_on(), as_json), as_json)
+    return _txn(lambda t: t.sign_on())
 
 
 @terminal_app.command("echo")
-def terminal_echo(as_json: JsonOpt = False) -> None:
+def terminal_echo(as_json: JsonOpt = False) -> Reply:
     """Echo test: is the host there? (0820/0830)"""
-    _show(_terminal_call(lambda t: t.echo(), as_json), as_json)
+    return _txn(lambda t: t.echo())
 
 
-def _amount(text: str, as_json: bool) -> int:
-    from smartpos.money import Money, MoneyError
-
-    try:
-        return Money.parse(text, load_settings().currency).amount_minor
-    except MoneyError as exc:
-        _fail(str(exc), as_json)
-        raise
-
-
-@terminal_app.command("sale")
+@terminal_app.command("sale", help="Card sale (purchase 0200)." + _CARD_HELP)
 def terminal_sale(
-    amount: Annotated[str, typer.Option(help="amount, e.g. 12.34")],
-    card: CardOpt,
+    amount: AmountOpt,
+    pin: PinOpt = False,
     expiry: ExpiryOpt = None,
-    pin: PinOpt = None,
     chip: ChipOpt = False,
     tap: TapOpt = False,
     fallback: FallbackOpt = False,
-    print_receipt: Annotated[bool, typer.Option("--print", help="print the receipts")] = False,
+    print_receipt: PrintOpt = False,
     as_json: JsonOpt = False,
-) -> None:
-    """Card sale (purchase 0200)."""
-    from smartpos.terminal.engine import card_or_error
+) -> Reply:
+    _one_reading(chip, tap, fallback)
 
-    minor = _amount(amount, as_json)
-    result = _terminal_call(
-        lambda t: t.sale(
-            minor, card_or_error(card, expiry, chip=chip, tap=tap, fallback=fallback), pin
-        ),
-        as_json,
-    )
-    _show(result, as_json, print_receipt)
+    async def sale(t: Terminal) -> TxnResult:
+        card = _read_card(expiry, chip, tap, fallback)
+        return await t.sale(amount.amount_minor, card, _read_pin(pin))
+
+    return _txn(sale, print_receipt)
 
 
-@terminal_app.command("balance")
+@terminal_app.command("balance", help="Balance inquiry." + _CARD_HELP)
 def terminal_balance(
-    card: CardOpt,
+    pin: PinOpt = False,
     expiry: ExpiryOpt = None,
-    pin: PinOpt = None,
     chip: ChipOpt = False,
     tap: TapOpt = False,
     fallback: FallbackOpt = False,
     as_json: JsonOpt = False,
-) -> None:
-    """Balance inquiry."""
-    from smartpos.terminal.engine import card_or_error
+) -> Reply:
+    _one_reading(chip, tap, fallback)
 
-    def inquiry(t: Any) -> Any:
-        return t.balance(card_or_error(card, expiry, chip=chip, tap=tap, fallback=fallback), pin)
+    async def inquiry(t: Terminal) -> TxnResult:
+        card = _read_card(expiry, chip, tap, fallback)
+        return await t.balance(card, _read_pin(pin))
 
-    _show(_terminal_call(inquiry, as_json), as_json)
+    return _txn(inquiry)
 
 
 @terminal_app.command("void")
 def terminal_void(
-    stan: Annotated[str | None, typer.Option(help="trace number of the sale")] = None,
-    invoice: Annotated[str | None, typer.Option(help="voucher number of the sale")] = None,
-    print_receipt: Annotated[bool, typer.Option("--print")] = False,
+    stan: StanOpt = None,
+    invoice: InvoiceOpt = None,
+    print_receipt: PrintOpt = False,
     as_json: JsonOpt = False,
-) -> None:
+) -> Reply:
     """Void a sale of the open batch."""
-    if not stan and not invoice:
-        _fail("give --stan or --invoice of the sale to void", as_json)
-    s = f"{int(stan):06d}" if stan else None
-    i = f"{int(invoice):06d}" if invoice else None
-    _show(_terminal_call(lambda t: t.void(stan=s, invoice_no=i), as_json), as_json, print_receipt)
+    if (stan is None) == (invoice is None):
+        raise UserError(
+            "give the sale's --stan or its --invoice (one of them)", code="usage", exit_code=2
+        )
+    return _txn(lambda t: t.void(stan=stan, invoice_no=invoice), print_receipt)
 
 
-@terminal_app.command("refund")
+@terminal_app.command(
+    "refund", help="Refund (all or part of) an earlier sale to the same card." + _CARD_HELP
+)
 def terminal_refund(
-    rrn: Annotated[str, typer.Option(help="reference number (RRN) of the sale")],
-    amount: Annotated[str, typer.Option(help="amount to refund (partial allowed)")],
-    card: CardOpt,
+    rrn: RrnOpt,
+    amount: RefundAmountOpt,
     expiry: ExpiryOpt = None,
     chip: ChipOpt = False,
     tap: TapOpt = False,
     fallback: FallbackOpt = False,
-    print_receipt: Annotated[bool, typer.Option("--print")] = False,
+    print_receipt: PrintOpt = False,
     as_json: JsonOpt = False,
-) -> None:
-    """Refund (all or part of) an earlier sale to the same card."""
-    from smartpos.terminal.engine import card_or_error
+) -> Reply:
+    _one_reading(chip, tap, fallback)
 
-    minor = _amount(amount, as_json)
+    async def refund(t: Terminal) -> TxnResult:
+        card = _read_card(expiry, chip, tap, fallback)
+        return await t.refund(amount.amount_minor, card, rrn=rrn)
 
-    def refund(t: Any) -> Any:
-        read = card_or_error(card, expiry, chip=chip, tap=tap, fallback=fallback)
-        return t.refund(minor, read, rrn=rrn)
-
-    _show(
-        _terminal_call(refund, as_json),
-        as_json,
-        print_receipt,
-    )
+    return _txn(refund, print_receipt)
 
 
 @terminal_app.command("settle")
-def terminal_settle(as_json: JsonOpt = False) -> None:
+def terminal_settle(as_json: JsonOpt = False) -> Reply:
     """End of day: settle the batch with the host."""
-    data = _terminal_call(lambda t: t.settle(), as_json)
-    if as_json:
-        print(json.dumps(data))
-    else:
-        for k, v in data.items():
-            if isinstance(v, dict):
-                v = ", ".join(f"{name} {count}" for name, count in v.items())
-            console.print(f"{k}: {v}")
+    from smartpos.commandline.replies import settle_reply
+
+    async def settle(t: Terminal) -> dict[str, Any]:
+        return await t.settle()
+
+    return settle_reply(_on_terminal(settle), load_settings().currency)
 
 
 @terminal_app.command("reversals")
-def terminal_reversals(as_json: JsonOpt = False) -> None:
+def terminal_reversals(as_json: JsonOpt = False) -> Reply:
     """Send pending reversals now; print how many are still waiting."""
 
-    async def go(t: Any) -> int:
+    async def go(t: Terminal) -> int:
         t.recover()
         return int(await t.flush_reversals())
 
-    left = _terminal_call(go, as_json)
-    if as_json:
-        print(json.dumps({"pending": left}))
-    else:
-        console.print(f"pending reversals: {left}")
+    left = _on_terminal(go)
+    message = f"pending reversals: {left}"
     if left:
-        raise typer.Exit(1)
+        message += (
+            " (the host did not acknowledge them; they are sent again before the next transaction)"
+        )
+    return Reply(
+        left == 0,
+        "ok" if left == 0 else "pending",
+        message,
+        code=None if left == 0 else "incomplete",
+        data={"pending": left},
+    )
 
 
 def _demo_setup(settings: Settings, rt: HostRuntime, port: int) -> str:
@@ -595,7 +612,9 @@ def _demo_setup(settings: Settings, rt: HostRuntime, port: int) -> str:
 
 @app.command()
 def demo(
-    port: Annotated[int | None, typer.Option(help="host port (default 8583)")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="host port (default 8583)")
+    ] = None,
 ) -> None:
     """Run the sandbox host with a provisioned, signed-on demo terminal and test cards."""
     from smartpos.host.testcards import CATALOGUE, by_label_prefix
@@ -609,12 +628,11 @@ def demo(
         listener = socket.create_server((settings.host_bind, port), backlog=1024)
     except OSError as exc:
         lock.release()
-        _fail(
-            f"cannot start the host on port {port}: {exc.strerror or exc} "
-            "(another demo running? use --port)",
-            False,
-        )
-        raise
+        raise UserError(
+            f"cannot listen on {settings.host_bind}:{port}: {exc.strerror or exc} (another"
+            " demo running? choose another --port)",
+            code="unavailable",
+        ) from None
     listener.setblocking(False)
     setup = _demo_setup(settings, rt, port)
 
@@ -632,23 +650,30 @@ def demo(
         exe = sys.argv[0] if sys.argv[0].endswith("smartpos") else "smartpos"
         good, poor = CATALOGUE[0], by_label_prefix("UnionPay debit, balance")
         chip_card = by_label_prefix("UnionPay debit, chip card")
-        console.print("\nIn another shell, try:")
+        console.print("\nIn another shell, try (the card, then the PIN, come on standard input):")
+        pin = good.pin
         for line in (
-            f"{exe} terminal sale --amount 12.34 --card {good.pan} --pin 123456",
-            f"{exe} terminal sale --amount 88.00 --card '{good.track2}' --pin 123456 --print",
-            f"{exe} terminal sale --amount 50.00 --card {poor.pan} --pin 123456   # 51",
-            f"{exe} terminal sale --amount 20.00 --card {good.pan} --pin 123456 --chip",
-            f"{exe} terminal sale --amount 36.00 --card {good.pan} --tap   # no PIN up to 1,000.00",
-            f"{exe} terminal sale --amount 9.90 --card '{chip_card.track2}' --pin 123456"
+            f"printf '{good.pan}\\n{pin}\\n' | {exe} terminal sale --amount 12.34 --pin",
+            f"printf '{good.track2}\\n{pin}\\n' | {exe} terminal sale --amount 88.00 --pin --print",
+            f"printf '{poor.pan}\\n{pin}\\n' | {exe} terminal sale --amount 50.00 --pin   # 51",
+            f"printf '{good.pan}\\n{pin}\\n' | {exe} terminal sale --amount 20.00 --pin --chip",
+            f"printf '{good.pan}\\n' | {exe} terminal sale --amount 36.00 --tap"
+            "   # no PIN up to 1,000.00",
+            f"printf '{chip_card.track2}\\n{pin}\\n' | {exe} terminal sale --amount 9.90 --pin"
             " --fallback",
-            f"{exe} terminal balance --card {good.pan} --pin 123456",
+            f"printf '{good.pan}\\n{pin}\\n' | {exe} terminal balance --pin",
             f"{exe} terminal void --stan <trace of a sale>",
-            f"{exe} terminal refund --rrn <RRN of a sale> --amount 5.00 --card {good.pan}",
+            f"printf '{good.pan}\\n' | {exe} terminal refund --rrn <RRN of a sale> --amount 5.00",
             f"{exe} terminal settle",
             f"{exe} host check",
             f"{exe} host cards      # every test card and its outcome",
         ):
-            console.print(f"  {line}")
+            console.print(f"  {line}", markup=False, highlight=False)
+        console.print(
+            f"\nAt a counter leave out the printf: `{exe} terminal sale --amount 12.34 --pin`"
+            " asks for the card, then the PIN, and shows neither.",
+            markup=False,
+        )
         console.print("\nPress Ctrl-C to stop the host.")
 
     try:
@@ -659,32 +684,31 @@ def demo(
 
 @bench_app.command("host")
 def bench_host(
-    terminals: Annotated[int, typer.Option(help="concurrent simulated terminals")] = 16,
-    seconds: Annotated[float, typer.Option(help="measured seconds per phase")] = 10.0,
+    terminals: Annotated[
+        int, typer.Option(min=1, max=1000, help="concurrent simulated terminals")
+    ] = 16,
+    seconds: Annotated[
+        float, typer.Option(min=0.1, max=3600, help="measured seconds per phase")
+    ] = 10.0,
     rate: Annotated[
         float,
         typer.Option(
-            help="offered purchases/s (open loop); 0 = closed loop, as fast as answers come"
+            min=0,
+            max=1_000_000,
+            help="offered purchases/s (open loop); 0 = closed loop, as fast as answers come",
         ),
     ] = 0.0,
     tls: Annotated[bool, typer.Option("--tls/--no-tls")] = True,
     bare: Annotated[
         bool, typer.Option("--bare/--no-bare", help="also measure a bare server")
     ] = True,
-    warmup: Annotated[float, typer.Option(help="unmeasured seconds first")] = 1.0,
+    warmup: Annotated[float, typer.Option(min=0, max=600, help="unmeasured seconds first")] = 1.0,
     workers: Annotated[
-        int, typer.Option(min=0, help="host front-end processes (as host serve --workers)")
+        int, typer.Option(min=0, max=64, help="host front-end processes (as host serve --workers)")
     ] = 0,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            help="PostgreSQL server URL, e.g. postgresql+psycopg://postgres@127.0.0.1/postgres:"
-            " the ledger goes to a scratch database there, dropped after the run"
-            " (default: durable SQLite in a temporary directory)"
-        ),
-    ] = None,
+    db: PostgresUrlOpt = None,
     as_json: JsonOpt = False,
-) -> None:
+) -> Reply:
     """Purchases with PIN and MAC from N terminals against a host on a durable ledger."""
     from smartpos.bench.host import BenchConfig, render_table, run_bench, stderr_progress
 
@@ -701,11 +725,13 @@ def bench_host(
     try:
         result = run_bench(cfg, progress=stderr_progress)
     except (ValueError, RuntimeError, OSError) as exc:
-        _fail(str(exc), as_json)
-        return
-    if as_json:
-        print(json.dumps(result.to_dict()))
-    else:
-        console.print(render_table(result))
-    if result.host.errors or not result.ledger_balanced:
-        raise typer.Exit(1)
+        raise UserError(str(exc), code="unavailable") from None
+    data = result.to_dict()
+    lines = [render_table(result)]
+    if not result.ledger_balanced:
+        message = "the run's ledger does not balance"
+        return Reply(False, "not_balanced", message, "inconsistent", data, lines)
+    if result.host.errors:
+        message = f"{result.host.errors} requests failed: {'; '.join(data['error_samples'])}"
+        return Reply(False, "error", message, "incomplete", data, lines)
+    return Reply(True, "ok", f"{data['approved_tps']} approved/s", None, data, lines)

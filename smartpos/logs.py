@@ -73,6 +73,8 @@ def setup_logging(level: int = logging.INFO, fmt: str = "%(asctime)s %(name)s %(
     logging.basicConfig(level=level, format=fmt)
     root = logging.getLogger()
     root.setLevel(level)
+    # Alembic reports every migration step at INFO; `host serve` (INFO) is for the link.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, ScrubFilter) for f in handler.filters):
             handler.addFilter(ScrubFilter())

@@ -1,5 +1,6 @@
 """`smartpos demo`, the README's first command: it starts, says how to run a sale, and every
-command it suggests works as its comment says, in the order printed; Ctrl-C stops it."""
+command it suggests works as its comment says, in the order printed, pasted into a shell
+as it is (card and PIN piped in, never on the command line); Ctrl-C stops it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import SMARTPOS, _free_port, cli, js
+from tests.test_cli import SMARTPOS, _free_port, cli, data
 
 pytestmark = pytest.mark.integration
+
+
+def _in_shell(home: Path, line: str) -> subprocess.CompletedProcess[str]:
+    """Run ``line`` in bash, as a person pastes it, with ``smartpos`` the command under test."""
+    define = f'smartpos() {{ {shlex.join(SMARTPOS)} "$@"; }}'
+    return subprocess.run(
+        ["bash", "-c", f"{define}\n{line}"],
+        env={**os.environ, "SMARTPOS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_demo_starts_and_every_suggested_command_works(tmp_path: Path) -> None:
@@ -38,24 +52,27 @@ def test_demo_starts_and_every_suggested_command_works(tmp_path: Path) -> None:
             lines.append(line)
         text = "".join(lines)
         assert "signed on" in text.lower() or "approved" in text.lower(), text
-        tries = [line.strip() for line in lines[lines.index("In another shell, try:\n") + 1 :]]
-        tries = [t for t in tries if t.startswith("smartpos ")]
-        assert any(t.startswith("smartpos terminal sale") for t in tries), text
+        start = next(i for i, line in enumerate(lines) if line.startswith("In another shell"))
+        tries = [line.strip() for line in lines[start + 1 :]]
+        tries = [t for t in tries if t.startswith(("smartpos ", "printf "))]
+        assert any("smartpos terminal sale" in t for t in tries), text
+        for suggestion in tries:
+            assert "--card" not in suggestion and "--pin 1" not in suggestion, suggestion
 
-        def sale_json() -> dict[str, str]:
-            args = ["--amount", "30.00", "--card", "6212340000000001", "--pin", "123456"]
-            out: dict[str, str] = js(cli(home, "terminal", "sale", *args, "--json"))
-            assert out["result"] == "approved", out
+        def sale() -> dict[str, str]:
+            args = ["--amount", "30.00", "--pin", "--json"]
+            done = cli(home, "terminal", "sale", *args, card="6212340000000001", pin="123456")
+            out: dict[str, str] = data(done)
             return out
 
         for suggestion in tries:
             command, _, comment = suggestion.partition("#")
             if "<trace of a sale>" in command:
-                command = command.replace("<trace of a sale>", sale_json()["stan"])
+                command = command.replace("<trace of a sale>", sale()["stan"])
             if "<RRN of a sale>" in command:
-                command = command.replace("<RRN of a sale>", sale_json()["rrn"])
-            args = shlex.split(command)[1:]
-            done = cli(home, *args, ok=False)
+                command = command.replace("<RRN of a sale>", sale()["rrn"])
+            done = _in_shell(home, command)
+            assert "Traceback" not in done.stderr, (suggestion, done.stderr)
             expected = comment.strip()
             if expected.isdigit():  # "# 51": declined with that response code
                 assert done.returncode == 1 and expected in done.stdout, (suggestion, done)

@@ -60,22 +60,35 @@ def running_demo(home: Path, port: int) -> Iterator[subprocess.Popen[str]]:
             stop_demo(demo)
 
 
-def sale(home: Path, amount: str = "12.34") -> dict[str, Any]:
-    """The README's first sale."""
-    args = ["--amount", amount, "--card", GOOD.pan, "--pin", GOOD.pin, "--json"]
-    out: dict[str, Any] = js(cli(home, "terminal", "sale", *args, ok=False))
+def sale(home: Path, amount: str = "12.34", *more: str) -> dict[str, Any]:
+    """The README's first sale (the card and PIN on standard input)."""
+    done = cli(
+        home,
+        "terminal",
+        "sale",
+        "--amount",
+        amount,
+        "--pin",
+        *more,
+        "--json",
+        ok=False,
+        card=GOOD.pan,
+        pin=GOOD.pin,
+    )
+    out = js(done)
     assert out["result"] == "approved", out
-    return out
+    data: dict[str, Any] = out["data"]
+    return data
 
 
 def balance(home: Path) -> int:
-    out = js(cli(home, "terminal", "balance", "--card", GOOD.pan, "--pin", GOOD.pin, "--json"))
-    return int(out["balance_minor"])
+    done = cli(home, "terminal", "balance", "--pin", "--json", card=GOOD.pan, pin=GOOD.pin)
+    return int(js(done)["data"]["balance_minor"])
 
 
 def settle(home: Path) -> dict[str, Any]:
-    out: dict[str, Any] = js(cli(home, "terminal", "settle", "--json"))
-    return out
+    out = js(cli(home, "terminal", "settle", "--json"))
+    return {"result": out["result"], **out["data"]}
 
 
 def test_stop_restart_start_twice_and_provision_again(tmp_path: Path) -> None:
@@ -93,9 +106,8 @@ def test_stop_restart_start_twice_and_provision_again(tmp_path: Path) -> None:
     # The first day: a sale, its void, a settlement.
     with running_demo(home, port):
         first = fresh_sale()
-        assert js(cli(home, "terminal", "void", "--stan", first["stan"], "--json"))["result"] == (
-            "approved"
-        )
+        voided = js(cli(home, "terminal", "void", "--stan", first["stan"], "--json"))
+        assert voided["result"] == "approved"
         fresh_sale("20.00")
         assert settle(home)["result"] == "balanced"
 
@@ -124,7 +136,7 @@ def test_stop_restart_start_twice_and_provision_again(tmp_path: Path) -> None:
         assert (report["batch_no"], report["result"]) == ("000002", "balanced")
 
     # Provisioned again by hand (a new TMK), then the demo: still new sales, no 94, no 77.
-    init = js(cli(home, "host", "init", "--json"))
+    init = js(cli(home, "host", "init", "--json"))["data"]
     cli(
         home,
         "terminal",
@@ -144,23 +156,7 @@ def test_stop_restart_start_twice_and_provision_again(tmp_path: Path) -> None:
     )
     with running_demo(home, port):
         fresh_sale()
-        chip = js(
-            cli(
-                home,
-                "terminal",
-                "sale",
-                "--amount",
-                "3.00",
-                "--card",
-                GOOD.pan,
-                "--pin",
-                GOOD.pin,
-                "--chip",
-                "--json",
-                ok=False,
-            )
-        )
-        assert chip["result"] == "approved", chip
+        assert sale(home, "3.00", "--chip")["entry_mode"] == "chip"
         refund = cli(
             home,
             "terminal",
@@ -169,20 +165,18 @@ def test_stop_restart_start_twice_and_provision_again(tmp_path: Path) -> None:
             rrns[1],
             "--amount",
             "1.00",
-            "--card",
-            GOOD.pan,
             "--json",
             ok=False,
+            card=GOOD.pan,
         )
         assert js(refund)["result"] == "approved", refund.stdout
         report = settle(home)
         assert (report["batch_no"], report["result"]) == ("000003", "balanced")
         # Nothing left: settling again is refused and does not open another batch.
-        again = cli(home, "terminal", "settle", "--json", ok=False)
-        assert again.returncode != 0 and "nothing to settle" in again.stdout
-        assert "000004" in again.stdout
+        again = js(cli(home, "terminal", "settle", "--json", ok=False))
+        assert not again["ok"] and "nothing to settle" in again["message"]
+        assert "000004" in again["message"]
     # Started again once more: the ledger balances, and no batch was settled twice.
     with running_demo(home, port):
         fresh_sale()
-        check = cli(home, "host", "check", "--json")
-        assert js(check)["balanced"] is True
+        assert js(cli(home, "host", "check", "--json"))["result"] == "balanced"

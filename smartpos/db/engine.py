@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from smartpos.files import check_private, make_private_dirs, open_private
+
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def make_engine(url: str, *, durable: bool = True) -> Engine:
@@ -18,7 +23,7 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_database_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -34,6 +39,18 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         url = str(parsed.set(drivername="postgresql+psycopg"))
     return create_engine(url, pool_pre_ping=True)
+
+
+def _private_database_file(path: Path) -> None:
+    """Create the database file 0600 (in 0700 directories) before SQLite does: SQLite gives
+    a new database the umask's mode (usually 0644) and its -wal/-shm/-journal files the
+    database's mode, so this keeps all of them private. Existing ones are checked."""
+    make_private_dirs(path.parent)
+    os.close(open_private(path, os.O_RDONLY))
+    for suffix in _SQLITE_SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            check_private(side)
 
 
 def is_sqlite(engine: Engine) -> bool:

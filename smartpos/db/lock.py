@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
+from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Engine, text
+
+from smartpos.files import open_private
 
 __all__ = ["AlreadyLocked", "ProcessLock"]
 
@@ -50,7 +54,8 @@ class ProcessLock:
         database = self.engine.url.database
         if not database or database == ":memory:":
             return self  # a private in-memory database: nobody else can open it
-        lock = open(f"{database}.{self.name}.lock", "a")  # noqa: SIM115 - held until release
+        path = Path(f"{database}.{self.name}.lock")
+        lock = os.fdopen(open_private(path), "a")  # held until release
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -7,11 +7,14 @@ The host and the terminal keep separate databases, so each has its own migration
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
+
+from smartpos.files import open_private
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -34,7 +37,7 @@ def upgrade(engine: Engine, name: str) -> None:
     if not database or database == ":memory:":
         command.upgrade(alembic_config(engine, name), "head")
         return
-    with open(f"{database}.migrate-lock", "a") as lock:
+    with os.fdopen(open_private(Path(f"{database}.migrate-lock")), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             command.upgrade(alembic_config(engine, name), "head")

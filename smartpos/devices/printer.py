@@ -9,6 +9,7 @@ message tells the cashier what to check — never a traceback.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from escpos.exceptions import Error as EscposError
 from escpos.printer import Dummy, File, Network
 
 from smartpos.config import Settings
+from smartpos.files import UnsafeFileError, make_private_dirs, open_private
 from smartpos.receipts.escpos import receipt_bytes
 from smartpos.receipts.model import Receipt
 
@@ -46,12 +48,18 @@ class AppendingFile(File):  # type: ignore[misc]  # python-escpos ships no type 
         """
         if self._device:
             self.close()
+        path = Path(self.devfile)
         try:
-            Path(self.devfile).parent.mkdir(parents=True, exist_ok=True)
-            handle = open(self.devfile, "ab")  # noqa: SIM115 - closed by close()
-        except OSError as exc:
+            make_private_dirs(path.parent)
+            # A receipt log is private (0600); a device node is opened as it is.
+            if path.is_char_device():
+                handle = open(path, "ab")  # noqa: SIM115 - closed by close()
+            else:
+                handle = os.fdopen(open_private(path), "ab")
+        except (OSError, UnsafeFileError) as exc:
             self.device = None
-            raise DeviceNotFoundError(f"cannot open {self.devfile}: {exc.strerror}") from exc
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise DeviceNotFoundError(f"cannot open {self.devfile}: {why}") from exc
         self.device = handle
 
 

@@ -12,6 +12,7 @@ from smartpos.cards import PanTokenizer, brand_of, mask_pan
 from smartpos.config import Settings
 from smartpos.db.engine import make_engine
 from smartpos.db.migrate import upgrade
+from smartpos.files import private_dir
 from smartpos.host import ledger
 from smartpos.host.processor import Processor
 from smartpos.host.tables import cards, merchants, settings_kv, terminals
@@ -46,8 +47,7 @@ def _setting(conn: Connection, vault: Vault, name: str, make: bytes) -> bytes:
 
 def open_host(settings: Settings, *, durable: bool = True) -> HostRuntime:
     """Open (creating and migrating on first use) the host database and key material."""
-    host_dir = settings.host_dir
-    host_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    host_dir = private_dir(settings.host_dir)
     engine = make_engine(settings.resolved_host_db_url, durable=durable)
     upgrade(engine, "host")
     vault = Vault.open_dir(host_dir)

@@ -14,13 +14,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from smartpos.files import open_private, private_dir
+
 CERT_NAME = "host-cert.pem"
 KEY_NAME = "host-key.pem"
 
 
 def ensure_certificate(directory: Path) -> tuple[Path, Path]:
     """Create ``host-cert.pem``/``host-key.pem`` in ``directory`` unless they exist."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(directory)
     cert_path, key_path = directory / CERT_NAME, directory / KEY_NAME
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
@@ -43,8 +45,7 @@ def ensure_certificate(directory: Path) -> tuple[Path, Path]:
         )
         .sign(key, hashes.SHA256())
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
+    with os.fdopen(open_private(key_path, os.O_WRONLY | os.O_TRUNC), "wb") as fh:
         fh.write(
             key.private_bytes(
                 serialization.Encoding.PEM,
@@ -52,7 +53,9 @@ def ensure_certificate(directory: Path) -> tuple[Path, Path]:
                 serialization.NoEncryption(),
             )
         )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    # The certificate is public (terminals pin it), but it lives among private files.
+    with os.fdopen(open_private(cert_path, os.O_WRONLY | os.O_TRUNC), "wb") as fh:
+        fh.write(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
 

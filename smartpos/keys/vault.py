@@ -14,6 +14,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from smartpos.files import private_dir
 from smartpos.keys.keys import KeyCheckError
 
 __all__ = ["KEK_FILE_NAME", "VAULT_KEY_LEN", "Vault"]
@@ -41,12 +42,12 @@ class Vault:
     def open_dir(cls, directory: Path) -> Vault:
         """Open the vault whose key is ``<directory>/kek.bin``, creating both on first use.
 
-        The directory is created with mode 0700 and the key file with mode 0600. Concurrent
+        The directory is created (with its parents) with mode 0700 or checked
+        (``smartpos.files.private_dir``), the key file with mode 0600. Concurrent
         first opens from several processes agree on one key. Raises KeyCheckError if an
         existing key file is not exactly 32 bytes.
         """
-        directory = Path(directory)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory = private_dir(Path(directory))
         path = directory / KEK_FILE_NAME
         if not path.exists():
             _create_key_file(path)

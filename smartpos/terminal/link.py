@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 
 from smartpos.host.tls import peer_fingerprint, pinned_client_context
@@ -52,7 +53,7 @@ class HostLink:
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             raise LinkError(
-                f"cannot reach host {self.host}:{self.port}: {exc}", sent=False
+                f"cannot reach the host at {self.host}:{self.port}: {_why(exc)}", sent=False
             ) from None
         if ssl_ctx is not None and self._writer is not None:
             ssl_obj = self._writer.get_extra_info("ssl_object")
@@ -75,18 +76,25 @@ class HostLink:
             await self._writer.drain()
         except (OSError, ssl.SSLError) as exc:
             await self.close()
-            raise LinkError(f"link lost while sending: {exc}", sent=True) from None
+            raise LinkError(f"the link broke while sending: {_why(exc)}", sent=True) from None
         timeout = (timeout_ms or self.profile.response_timeout_ms) / 1000
         try:
             body = await asyncio.wait_for(read_body(self._reader), timeout)
             reply = decode_body(body, self.profile.header_len)
         except TimeoutError:
             await self.close()
-            raise LinkError("no answer from host in time", sent=True) from None
-        except (asyncio.IncompleteReadError, OSError, ssl.SSLError, FramingError) as exc:
+            raise LinkError(f"no answer from the host within {timeout:g} s", sent=True) from None
+        except asyncio.IncompleteReadError as exc:
+            await self.close()
+            where = "in the middle of its answer" if exc.partial else "before answering"
+            raise LinkError(f"the host closed the link {where}", sent=True) from None
+        except FramingError as exc:
+            await self.close()
+            raise LinkError(f"the host's answer is not a valid frame: {exc}", sent=True) from None
+        except (OSError, ssl.SSLError) as exc:
             await self.close()
             raise LinkError(
-                f"link lost while waiting: {exc or type(exc).__name__}", sent=True
+                f"the link broke while waiting for the answer: {_why(exc)}", sent=True
             ) from None
         return reply.message
 
@@ -96,3 +104,15 @@ class HostLink:
             with contextlib.suppress(Exception):
                 await self._writer.wait_closed()
         self._reader = self._writer = None
+
+
+def _why(exc: BaseException) -> str:
+    """A failed socket operation in words: ``connection refused``, not ``[Errno 111] Connect
+    call failed ('127.0.0.1', 8583)``."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "no connection in time"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or exc})"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
