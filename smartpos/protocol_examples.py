@@ -62,6 +62,7 @@ SIGNON_KEY = apply_key_variant(TMK, 8)  # what the terminal MACs its sign-on wit
 CARD = by_label_prefix("UnionPay debit")  # 6212340000000001, PIN 123456
 SILENT_CARD = by_label_prefix("UnionPay debit, issuer silent")
 PIN = CARD.pin
+WRONG_PIN = "654321"
 SEED = 8583  # the chip's unpredictable numbers and the host's authorization codes
 DAY = datetime(2026, 3, 15)
 
@@ -131,6 +132,7 @@ SCENARIO = (
     ("void", "0200", "23", "000"),
     ("chip_purchase", "0200", "22", "000"),
     ("refund", "0220", "25", "000"),
+    ("declined_purchase", "0200", "22", "000"),
     ("unanswered_purchase", "0200", "22", "000"),
     ("reversal", "0400", "22", "000"),
     ("forgotten_purchase", "0200", "22", "000"),
@@ -150,6 +152,7 @@ def _expect(what: str, outcome: TxnResult | dict[str, Any], **wanted: object) ->
 
 
 def _snapshot(engine: Engine) -> sqlite3.Connection:
+    """A copy of the terminal's SQLite database, as a backup would take it."""
     copy = sqlite3.connect(":memory:")
     raw = engine.raw_connection()
     try:
@@ -160,12 +163,14 @@ def _snapshot(engine: Engine) -> sqlite3.Connection:
 
 
 def _restore(engine: Engine, copy: sqlite3.Connection) -> None:
+    """The terminal's database restored from ``copy`` (no connection of before survives)."""
     engine.dispose()
     raw = engine.raw_connection()
     try:
         copy.backup(raw.driver_connection)  # type: ignore[arg-type]
     finally:
         raw.close()
+        copy.close()
     engine.dispose()
 
 
@@ -227,6 +232,9 @@ async def _business_day(home: Path) -> list[Exchange]:
         clock.at("160000")
         refund = await terminal.refund(5000, swiped, rrn=chip_sale.rrn)
         _expect("refund", refund, result="approved")
+        clock.at("163000")  # captured for the tests of §8, not shown in §11
+        wrong_pin = await terminal.sale(4200, inserted, WRONG_PIN)
+        _expect("declined purchase", wrong_pin, result="declined", response_code="55")
         clock.at("172000")
         silent = CardInput.parse(SILENT_CARD.track2)
         _expect("reversal", await terminal.sale(8800, silent, PIN), reversal="sent")
