@@ -59,6 +59,7 @@ from smartpos.protocol.messages import (
     entry_mode,
 )
 from smartpos.protocol.profiles import AcquirerProfile, get_profile
+from smartpos.terminal.link import InProcessLink, LinkError
 
 log = logging.getLogger("smartpos.bench")
 
@@ -503,11 +504,10 @@ class SimTerminal:
     async def through(self, service: Any, message: bytes) -> bytes:
         """``message`` handled by the in-process ``service``, framed as on the wire; the
         answer's message."""
-        frame = encode_frame(Frame(self._tpdu, self.profile.app_header, message))
-        answer = await service.handle(frame[2:])
-        if answer is None:
-            raise ConnectionError("the host did not answer")
-        return decode_body(answer[2:], self.profile.header_len).message
+        try:
+            return await InProcessLink(service, self.profile).exchange(message)
+        except LinkError:
+            raise ConnectionError("the host did not answer") from None
 
     async def _exchange(self, message: bytes) -> bytes:
         if self._service is not None:

@@ -2,7 +2,9 @@
 
 The sandbox's chip cards follow cryptogram version 18 (pyemv's ``VisaCVN18``, the EMV
 common-core scheme): the ICC master key is derived from the issuer master key with the PAN and
-PAN sequence number (option A); each transaction's session key from the ATC; the ARQC is a
+PAN sequence number as EMV Book 2 Annex A1.4 prescribes — option A for a PAN of up to 16
+digits, option B (SHA-1 based) for a longer one (pyemv's ``derive_icc_mk_b`` does both);
+each transaction's session key from the ATC (common session key derivation); the ARQC is a
 MAC over amount, other amount, country, TVR, currency, date, type, unpredictable number,
 AIP, ATC and issuer application data; the issuer's answer is ARPC method 2 over the ARQC and
 a card status update (CSU). Tag 91 (issuer authentication data) = ARPC ‖ CSU.

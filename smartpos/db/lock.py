@@ -14,6 +14,7 @@ with a clear message.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -37,6 +38,7 @@ class ProcessLock:
         self.name = name
         self._file: IO[str] | None = None
         self._conn: Any = None
+        self._key = 0
 
     def acquire(self) -> ProcessLock:
         """Take the lock or raise :class:`AlreadyLocked` at once (never waits)."""
@@ -49,7 +51,7 @@ class ProcessLock:
             if not got:
                 conn.close()
                 raise AlreadyLocked(self._message())
-            self._conn = conn
+            self._conn, self._key = conn, key
             return self
         database = self.engine.url.database
         if not database or database == ":memory:":
@@ -70,6 +72,11 @@ class ProcessLock:
             self._file.close()
             self._file = None
         if self._conn is not None:
+            # Unlock first: the server ends a closed session's locks only once it has seen
+            # the disconnect, so a writer started right after could still find it taken.
+            with contextlib.suppress(Exception):  # a broken session: closing it unlocks
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+                self._conn.commit()
             # Close the session itself (not back into the pool): the advisory lock goes with it.
             self._conn.invalidate()
             self._conn.close()

@@ -193,7 +193,9 @@ class BatchWriter:
             log.exception("request failed; answered 96, nothing posted")
             self.processor._next_id = None
             ctx.response_code = "96"
-            ctx.response = {"39": "96"}
+            # Echoed as the early declines are, so the terminal can match the answer and
+            # knows that nothing was done (no reversal needed).
+            ctx.response = {"39": "96", **_echo(ctx.fields)}
             ctx.new_keys = None
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
@@ -97,6 +98,10 @@ _INS_REQUEST = Query(
 )
 
 _ECHO_FIELDS = ("3", "4", "11", "12", "13", "25", "41", "42", "49", "60")
+# An advice names its transaction by RRN (a batch upload advice's trace is the original's,
+# not unique within a batch): its answer says which one it answers. A void's or refund's 37
+# is the original's and is not echoed: their answers carry their own RRN.
+_ADVICES = (TxnType.BATCH_UPLOAD, TxnType.TC_ADVICE)
 
 
 @dataclass(frozen=True)
@@ -141,16 +146,34 @@ def _field_order(name: str) -> tuple[int, str]:
     return (int(name), "") if name.isdigit() else (0, name)
 
 
+def _random_auth_code() -> str:
+    return f"{secrets.randbelow(10**6):06d}"
+
+
 class Processor:
-    """Stateless between requests except for the RRN sequence, which the single writer owns."""
+    """Stateless between requests except for the RRN sequence, which the single writer owns.
+
+    ``clock`` is the host's local time as its answers state it (fields 12, 13 and 15 where
+    the host fills them, the RRN's year and month, card expiry); ``auth_code`` makes each
+    approval's field 38. The defaults are the real clock and random codes; fixed ones
+    reproduce answers byte for byte (the published protocol examples)."""
 
     def __init__(
-        self, hsm: SoftHsm, tokenizer: PanTokenizer, sealed_pvk: bytes, limits: Limits | None = None
+        self,
+        hsm: SoftHsm,
+        tokenizer: PanTokenizer,
+        sealed_pvk: bytes,
+        limits: Limits | None = None,
+        *,
+        clock: Callable[[], datetime] = datetime.now,
+        auth_code: Callable[[], str] = _random_auth_code,
     ) -> None:
         self.hsm = hsm
         self.tokenizer = tokenizer
         self.sealed_pvk = sealed_pvk
         self.limits = limits or Limits()
+        self.clock = clock
+        self.auth_code = auth_code
         self._next_id: int | None = None
         self._merchant_accounts: dict[str, int] = {}
         # (tid, batch_no) of batches read as open. Only settlement closes a batch, and it
@@ -301,9 +324,8 @@ class Processor:
         if card.status == "no_answer":
             ctx.silent = True
             raise Decline("91", "issuer does not answer")
-        if expiry_passed(card.expiry, date.today()) or (
-            expiry and expiry_passed(expiry, date.today())
-        ):
+        today = self.clock().date()
+        if expiry_passed(card.expiry, today) or (expiry and expiry_passed(expiry, today)):
             raise Decline("54", "expired")
         entry = ctx.fields.get("22", "")[:2]
         if entry == ENTRY_SWIPE and read.chip_card:
@@ -922,8 +944,10 @@ class Processor:
     def _respond(self, ctx: Context) -> None:
         f = ctx.fields
         resp: Fields = {k: f[k] for k in _ECHO_FIELDS if k in f}
+        if ctx.kind in _ADVICES and "37" in f:
+            resp["37"] = f["37"]
         resp.update(ctx.response)
-        now = datetime.now()
+        now = self.clock()
         mmdd = f"{now.month:02d}{now.day:02d}"
         resp.setdefault("12", f"{now.hour:02d}{now.minute:02d}{now.second:02d}")
         resp.setdefault("13", mmdd)
@@ -947,12 +971,15 @@ class Processor:
 
     def _persist(self, conn: Connection, ctx: Context) -> None:
         row_id = self._allocate_id(conn)
-        rrn = f"{datetime.now():%y%m}{row_id % 10**8:08d}"
         approved = ctx.response_code == "00"
+        # Only card transactions get an RRN of their own (an advice's answer quotes its
+        # sale's, which is not this request's).
+        rrn: str | None = None
         if ctx.kind in (TxnType.PURCHASE, TxnType.VOID, TxnType.REFUND, TxnType.BALANCE):
+            rrn = f"{self.clock():%y%m}{row_id % 10**8:08d}"
             ctx.response["37"] = rrn
             if approved and ctx.kind != TxnType.BALANCE:
-                ctx.response["38"] = f"{secrets.randbelow(10**6):06d}"
+                ctx.response["38"] = self.auth_code()
         f = ctx.fields
         batch_no = F60.decode(f["60"]).batch_no if "60" in f else "000000"
         domestic = True
@@ -976,7 +1003,7 @@ class Processor:
                 ctx.fingerprint,
                 ctx.response_code,
                 ctx.status if approved else "declined",
-                ctx.response.get("37"),
+                rrn,
                 ctx.response.get("38"),
                 int(f.get("4") or 0),
                 0,

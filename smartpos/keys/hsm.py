@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+from collections.abc import Callable
 from enum import StrEnum
 
 from psec.pinblock import decode_pinblock_iso_0
@@ -75,11 +76,20 @@ def _require_pvki(pvki: str) -> None:
         raise PinError("PVKI must be one digit")
 
 
-class SoftHsm:
-    """PIN, MAC and key-management commands over vault-sealed keys."""
+def _fresh_key(purpose: str) -> bytes:
+    return generate_key()
 
-    def __init__(self, vault: Vault) -> None:
+
+class SoftHsm:
+    """PIN, MAC and key-management commands over vault-sealed keys.
+
+    ``key_source(purpose)`` makes each new key — purpose ``"tmk"``, ``"tpk"``, ``"tak"`` or
+    ``"pvk"``: fresh random keys unless a caller that needs known test keys (the published
+    protocol examples) gives its own."""
+
+    def __init__(self, vault: Vault, key_source: Callable[[str], bytes] = _fresh_key) -> None:
         self._vault = vault
+        self._new_key = key_source
         # The host unseals the same few keys thousands of times per second; GCM decryption is
         # cheap but not free. Keyed by (aad, blob) rather than blob alone so that a cache hit
         # can never bypass the purpose binding. lru_cache is thread-safe and does not cache
@@ -103,7 +113,8 @@ class SoftHsm:
         Returns (sealed_tmk, clear_tmk, kcv). The clear TMK is for the key-loading ceremony
         only; store the sealed form and discard the clear one.
         """
-        tmk = generate_key()
+        tmk = self._new_key("tmk")
+        require_key(tmk, "TMK")
         return self._seal_key(tmk, _aad("tmk", tid)), tmk, kcv(tmk)
 
     def tmk_kcv(self, tid: str, sealed_tmk: bytes) -> bytes:
@@ -119,7 +130,7 @@ class SoftHsm:
         this vault's TMK for ``tid``.
         """
         tmk = self._unseal(_aad("tmk", tid), bytes(sealed_tmk))
-        keys = WorkingKeys(tpk=generate_key(), tak=generate_key())
+        keys = WorkingKeys(tpk=self._new_key("tpk"), tak=self._new_key("tak"))
         return (
             self._seal_key(keys.tpk, _aad("tpk", tid)),
             self._seal_key(keys.tak, _aad("tak", tid)),
@@ -165,7 +176,9 @@ class SoftHsm:
 
     def new_pvk(self) -> bytes:
         """Generate a PIN verification key and return it sealed (aad b"pvk")."""
-        return self._seal_key(generate_key(), b"pvk")
+        pvk = self._new_key("pvk")
+        require_key(pvk, "PVK")
+        return self._seal_key(pvk, b"pvk")
 
     def issue_pin(self, sealed_pvk: bytes, pan: str, pin: str, pvki: str = "1") -> str:
         """Return the IBM 3624 PIN offset to store for a card with ``pan`` and ``pin``.

@@ -10,6 +10,7 @@ the outcome; a timeout, a lost link, a bad MAC or a crash leaves it pending, and
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -70,7 +71,7 @@ from smartpos.protocol.messages import (
     trace_after,
 )
 from smartpos.protocol.profiles import AcquirerProfile
-from smartpos.terminal.link import HostLink, LinkError
+from smartpos.terminal.link import Link, LinkError
 from smartpos.terminal.tables import (
     chip_counters,
     journal,
@@ -176,17 +177,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _unpredictable_number() -> bytes:
+    """EMV tag 9F37: four random bytes the terminal gives the card for its cryptogram."""
+    return os.urandom(4)
+
+
 class Terminal:
     def __init__(
         self,
         engine: Engine,
         vault: Vault,
         profile: AcquirerProfile,
-        link: HostLink,
+        link: Link,
         *,
         currency: str = "CNY",
         clock: Callable[[], datetime] = datetime.now,
         lock: ProcessLock | None = None,
+        unpredictable: Callable[[], bytes] = _unpredictable_number,
     ) -> None:
         self._lock = lock  # held for this terminal by its opener, released by close()
         self.engine = engine
@@ -195,6 +202,7 @@ class Terminal:
         self.link = link
         self.currency = currency
         self.clock = clock
+        self.unpredictable = unpredictable  # the chip's 9F37 for each GENERATE AC
         with engine.connect() as conn:
             cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
         if cfg is None:
@@ -471,6 +479,7 @@ class Terminal:
             currency=self._ccy(),
             date=self.clock().strftime("%y%m%d"),
             txn_type=txn_type,
+            unpredictable=self.unpredictable(),
         )
         icc = SimulatedChip(card.pan, CHIP_PSN).generate_arqc(terminal_data, atc)
         fields["23"] = f"0{CHIP_PSN}"

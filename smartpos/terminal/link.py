@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import ssl
+from typing import Protocol
 
 from smartpos.host.tls import peer_fingerprint, pinned_client_context
 from smartpos.protocol.framing import (
@@ -28,7 +29,24 @@ class LinkError(Exception):
         self.sent = sent
 
 
+class Link(Protocol):
+    """What the terminal needs of its link: one request out, its answer back."""
+
+    async def exchange(self, message: bytes, timeout_ms: int | None = None) -> bytes: ...
+
+    async def close(self) -> None: ...
+
+
+class FrameHandler(Protocol):
+    """A host in this process: a frame body in, the answer frame (or None: no answer) out
+    (``smartpos.host.pipeline.HostService``)."""
+
+    async def handle(self, body: bytes) -> bytes | None: ...
+
+
 class HostLink:
+    """The link over TCP and TLS, pinning the host's certificate."""
+
     def __init__(
         self, host: str, port: int, profile: AcquirerProfile, fingerprint: str | None
     ) -> None:
@@ -116,3 +134,23 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno).lower()
     return str(exc) or type(exc).__name__
+
+
+class InProcessLink:
+    """The link to a host in the same process, framed as on the wire: the frames are the
+    ones a TCP link carries, without TCP and TLS (tools and tests that drive a real host and
+    a real terminal together). No answer is a lost answer, as on the wire."""
+
+    def __init__(self, host: FrameHandler, profile: AcquirerProfile) -> None:
+        self.host, self.profile = host, profile
+
+    async def exchange(self, message: bytes, timeout_ms: int | None = None) -> bytes:
+        tpdu = Tpdu(self.profile.host_nii, self.profile.terminal_nii)
+        frame = encode_frame(Frame(tpdu, self.profile.app_header, message))
+        answer = await self.host.handle(frame[2:])
+        if answer is None:
+            raise LinkError("no answer from host in time", sent=True)
+        return decode_body(answer[2:], self.profile.header_len).message
+
+    async def close(self) -> None:
+        return None

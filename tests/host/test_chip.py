@@ -167,7 +167,7 @@ def test_tc_advice_is_kept_only_for_the_sales_own_certificate(tmp_path: Path) ->
             # The sale's own TC: kept; the same advice again gets the same answer.
             wire = advice(rrn, 1500, tc)
             first = await answer(wire)
-            assert first["39"] == "00", first
+            assert (first["39"], first.get("37")) == ("00", rrn), first  # names the sale
             assert stored_tc(rrn) == encode_tlv(tc).hex().upper()
             again = await answer(wire)
             assert (again["39"], again.get("37")) == ("00", first.get("37"))

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from smartpos.bench.host import SimTerminal, prepare_host
 from smartpos.config import Settings
+from smartpos.db.raw import Raw
 from smartpos.host import ledger, processor
 from smartpos.host.ledger import check
 from smartpos.host.pipeline import HostService
@@ -121,6 +122,40 @@ def test_a_request_failing_after_its_hold_is_undone_alone(
             assert report.balanced, report.problems
             assert sorted(holds) == [100, 300]  # the failed request's hold is gone
             assert recorded == 2
+        rt.engine.dispose()
+
+    asyncio.run(go())
+
+
+def test_a_request_the_database_cannot_take_is_answered_96_so_the_terminal_can_match_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When even the request's own transaction fails (here: its savepoint), the answer is
+    96 and nothing is posted — and it echoes 11 and 41 like every answer, so the terminal
+    trusts the decline instead of reversing a request that never took effect."""
+    home = tmp_path / "home"
+    (setup,) = prepare_host(home, 1)
+
+    async def go() -> None:
+        rt = open_host(Settings(home=home), durable=False)
+        service = HostService(rt.engine, rt.processor(), rt.hsm, PROFILE)
+        service.start()
+        sim = SimTerminal(setup.tid, setup.mid, setup.pan, setup.tmk, PROFILE, 100, False)
+        sim.attach(service)
+        await sim.sign_on()
+
+        def broken(self: Raw) -> None:
+            raise RuntimeError("database gone")
+
+        monkeypatch.setattr(Raw, "savepoint", broken)
+        stan, message = sim.build_purchase()
+        answer = await sim.through(service, message)
+        assert sim.check_answer(stan, answer) == "96"  # matched and MAC-checked
+        assert "processing one by one" in caplog.text
+        await service.stop()
+        with rt.engine.connect() as conn:
+            kinds = conn.execute(select(requests.c.kind)).scalars().all()
+            assert "purchase" not in kinds
         rt.engine.dispose()
 
     asyncio.run(go())

@@ -1,6 +1,7 @@
-"""docs/protocol.md's annotated examples are what scripts/protocol_dumps.py prints today: a
-change to the codec, the framing, a MAC or a key derivation that is not carried into the
-document fails here."""
+"""docs/protocol.md's annotated examples are what scripts/protocol_dumps.py prints today — the
+frames a real terminal sends and the real host answers (smartpos.protocol_examples): a change
+to the codec, the framing, a MAC, a key derivation, or to what either side sends, that is not
+carried into the document fails here."""
 
 from __future__ import annotations
 
