@@ -784,7 +784,11 @@ class Processor:
                 kind is None
                 or row is None
                 or row.kind != kind
-                or (row.amount_minor != int(ctx.fields["4"]))
+                or row.amount_minor != int(ctx.fields["4"])
+                # A purchase the host declined, or voided or reversed since, is not one the
+                # terminal may claim: confirming it would report the batch balanced while
+                # the terminal counts money the host never captures.
+                or row.status != "approved"
             ):
                 raise Decline("25", "uploaded transaction unknown to the host")
             conn.execute(update(requests).where(requests.c.id == row.id).values(uploaded=True))

@@ -1118,12 +1118,19 @@ class Terminal:
             raise TerminalError(f"settlement refused: {rc} {describe(rc).en}")
         else:
             label = "balanced"
-            if SettlementTotals.decode(host_totals)[1] == SettleResult.NOT_BALANCED:
+            first = _settle_result(host_totals)
+            if first not in (SettleResult.BALANCED, SettleResult.NOT_BALANCED):
+                # 3 (error), or not a result at all: the host has not closed the batch.
+                raise TerminalError(
+                    f"the host could not settle batch {batch_no} (result {first or 'missing'});"
+                    " the batch stays open, settle again"
+                )
+            if first == SettleResult.NOT_BALANCED:
                 uploaded, host_totals, refused = await self._batch_upload(batch_no)
                 if not host_totals:
                     raise TerminalError("batch upload failed; the batch stays open, settle again")
-                result = SettlementTotals.decode(host_totals)[1]
-                if result == SettleResult.ERROR:
+                result = _settle_result(host_totals)
+                if result not in (SettleResult.BALANCED, SettleResult.NOT_BALANCED):
                     raise TerminalError("batch upload failed; the batch stays open, settle again")
                 # uploaded: totals agreed after the upload; not_balanced: the host did not
                 # know some approvals this terminal holds (settled on the host's records).
@@ -1284,6 +1291,14 @@ def _decline_text(rc: str, pin_entered: bool) -> str:
     if rc == "55" and not pin_entered:
         return "PIN required: this card needs the cardholder's PIN"
     return describe(rc).en
+
+
+def _settle_result(host_totals: str) -> SettleResult | None:
+    """The result digit of the host's field 48 (None if it is not valid totals)."""
+    try:
+        return SettlementTotals.decode(host_totals)[1]
+    except MessageError:
+        return None
 
 
 def _agree(ours: SettlementTotals, host_totals: str | None) -> bool | None:

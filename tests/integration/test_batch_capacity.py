@@ -209,3 +209,72 @@ async def ask(sb, t, fields):  # type: ignore[no-untyped-def]
     resp = await send_raw(sb, frame(sb, codec.encode(fields, mac=t._mac)))
     assert resp is not None
     return codec.decode(resp)
+
+
+def test_an_upload_of_a_sale_the_host_voided_is_refused(tmp_path: Path) -> None:
+    """The terminal's journal holds a sale as approved that the host has voided (the void's
+    answer was lost, say). Its upload advice must be refused (25) — the host used to
+    confirm it, and the settlement came out balanced while the terminal counted money the
+    host never captures."""
+    from sqlalchemy import update
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = sb.terminal()
+            assert (await t.sign_on()).result == "approved"
+            kept = await t.sale(1_000, CardInput.parse(NO_PIN.pan))
+            gone = await t.sale(2_000, CardInput.parse(NO_PIN.pan))
+            assert (await t.void(stan=gone.stan)).result == "approved"
+            with t.engine.begin() as conn:  # as if the void had never been recorded
+                conn.execute(
+                    update(journal).where(journal.c.id == gone.journal_id).values(status="approved")
+                )
+            report = await t.settle()
+            assert (report["result"], report["uploaded"], report["upload_refused"]) == (
+                "not_balanced",
+                2,
+                1,
+            )
+            assert kept.result == "approved"
+            with sb.host.engine.connect() as conn:
+                assert check(conn).balanced
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("digit", ["3", "0"])
+def test_a_settlement_the_host_could_not_complete_keeps_the_batch_open(
+    tmp_path: Path, digit: str
+) -> None:
+    """A 0510 whose result is 3 (error) — or no result at all — does not close the batch (it
+    used to be taken as balanced)."""
+    from smartpos.host import processor
+    from smartpos.host.processor import Processor
+    from smartpos.protocol.messages import TxnType
+    from smartpos.terminal.engine import TerminalError
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = sb.terminal()
+            assert (await t.sign_on()).result == "approved"
+            assert (await t.sale(1_000, CardInput.parse(NO_PIN.pan))).result == "approved"
+            settle_as_is = Processor._settlement
+
+            def failing(self: Processor, conn: object, ctx: object) -> None:
+                settle_as_is(self, conn, ctx)  # type: ignore[arg-type]
+                totals = ctx.response["48"]  # type: ignore[attr-defined]
+                ctx.response["48"] = totals[:30] + digit + totals[31:61] + digit  # type: ignore[attr-defined]
+
+            processor._HANDLERS[TxnType.SETTLEMENT] = failing
+            try:
+                with pytest.raises(TerminalError, match="stays open"):
+                    await t.settle()
+            finally:
+                processor._HANDLERS[TxnType.SETTLEMENT] = settle_as_is
+            assert t.batch_no() == "000001"
+            with t.engine.connect() as conn:
+                assert conn.execute(select(func.count()).select_from(settlements)).scalar() == 0
+            await t.link.close()
+
+    asyncio.run(go())
