@@ -436,3 +436,10 @@ def test_host_serve_says_only_what_matters(tmp_path: Path) -> None:
         out, errors = proc.communicate(timeout=20)
     assert "alembic" not in errors.lower() and "Running upgrade" not in errors, errors
     assert "host stopped" in out
+
+
+def test_an_unprovisioned_terminal_says_so_and_creates_nothing(home: Path) -> None:
+    done = cli(home, "terminal", "sale", "--amount", "1", "--json", ok=False, card=GOOD.pan)
+    out = js(done)
+    assert (out["ok"], out["code"]) == (False, "refused") and "not provisioned" in out["message"]
+    assert not (home / "terminal.db").exists() and not (home / "terminal").exists()

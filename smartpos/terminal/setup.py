@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.engine import make_url
 
 from smartpos.config import Settings
 from smartpos.db.engine import make_engine
@@ -155,6 +157,9 @@ def provisioned_tmk_kcv(rt: TerminalRuntime, tid: str) -> bytes | None:
 
 
 TERMINAL_LOCK = "terminal"
+_NOT_PROVISIONED = (
+    "terminal is not provisioned: run `smartpos demo` once or `smartpos terminal provision`"
+)
 
 
 def open_terminal(settings: Settings) -> Terminal:
@@ -163,6 +168,9 @@ def open_terminal(settings: Settings) -> Terminal:
     Two commands at once would each take the other's in-flight request for one interrupted
     by a crash and reverse it — a sale reported approved to one cashier, reversed at the
     bank by the other's command."""
+    url = make_url(settings.resolved_terminal_db_url)
+    if url.drivername.startswith("sqlite") and not (url.database and Path(url.database).exists()):
+        raise TerminalError(_NOT_PROVISIONED)  # and no empty database made to say so
     rt = open_terminal_db(settings)
     try:
         lock = ProcessLock(rt.engine, TERMINAL_LOCK).acquire()
@@ -176,9 +184,7 @@ def open_terminal(settings: Settings) -> Terminal:
         cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
     if cfg is None:
         lock.release()
-        raise TerminalError(
-            "terminal is not provisioned: run `smartpos demo` once or `smartpos terminal provision`"
-        )
+        raise TerminalError(_NOT_PROVISIONED)
     profile = get_profile(cfg.profile)
     link = HostLink(cfg.link_host, cfg.link_port, profile, cfg.host_fingerprint)
     return Terminal(rt.engine, rt.vault, profile, link, currency=settings.currency, lock=lock)
