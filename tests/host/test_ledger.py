@@ -153,12 +153,14 @@ def test_transfers_need_a_positive_amount_and_two_accounts(conn: Connection) -> 
 
 def test_check_notices_every_kind_of_damage(conn: Connection) -> None:
     _, card, shop = accounts_of(conn)
+    ledger.hold(conn, "one-fen", card, shop, 1, "purchase")  # the smallest amount is fine
+    ledger.void_pending(conn, "one-fen:void", "one-fen")
     ledger.hold(conn, "h", card, shop, 400, "purchase")
     ledger.post_pending(conn, "h:capture", "h")
     ledger.hold(conn, "h2", card, shop, 100, "purchase")
     assert_balanced(conn)
     report = ledger.check(conn)
-    assert (report.accounts, report.transfers) == (3, 4)
+    assert (report.accounts, report.transfers) == (3, 6)
     assert report.debits_posted == report.credits_posted == 10_400
     assert report.debits_pending == report.credits_pending == 100
 
