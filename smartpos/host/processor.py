@@ -47,6 +47,7 @@ from smartpos.protocol.messages import (
     require,
     trace_after,
 )
+from smartpos.protocol.spec import SUPPORTED_FIELDS
 
 PIN_TRIES_MAX = 3
 # Test amounts (docs/test-cards.md): 9,000.00–9,000.99 force the response code in the cents.
@@ -60,8 +61,9 @@ log = logging.getLogger("smartpos.host")
 # request" except the MAC (a resend after a sign-on carries a MAC under the new key). Fields
 # that differ between two distinct transactions — above all the local time (12) and the
 # PIN block (52) — must count: otherwise a different sale under a reused trace number
-# (a terminal whose counters were reset) gets the stored answer of an earlier one.
-_NOT_FINGERPRINTED = frozenset({"t", "p", "64"})
+# (a terminal whose counters were reset) gets the stored answer of an earlier one. In field
+# number order, once: a decoded request holds no field outside the spec.
+_FINGERPRINTED = tuple(sorted((k for k in SUPPORTED_FIELDS if k != "64"), key=int))
 
 # The purchase path's statements: fixed SQL on the driver's cursor (see smartpos.db.raw).
 _SEL_IDENTITY = Query(
@@ -133,17 +135,13 @@ def fingerprint(tokenizer: PanTokenizer, fields: Fields) -> str:
     """What makes a request "the same request again" (a retry): its message class and every
     field but the MAC, as a keyed digest — the fields include the PAN, so a plain hash would
     let anyone holding the database test candidate PANs against it."""
+    get = fields.get
     parts = [request_class(fields.get("t", "0000"))]
-    parts.extend(
-        f"{name}={fields[name]};"
-        for name in sorted(fields, key=_field_order)
-        if name not in _NOT_FINGERPRINTED
-    )
+    for name in _FINGERPRINTED:
+        value = get(name)
+        if value is not None:
+            parts.append(f"{name}={value};")
     return tokenizer.digest("request-fingerprint", "".join(parts))
-
-
-def _field_order(name: str) -> tuple[int, str]:
-    return (int(name), "") if name.isdigit() else (0, name)
 
 
 def _random_auth_code() -> str:
