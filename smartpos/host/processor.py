@@ -33,6 +33,7 @@ from smartpos.protocol.messages import (
     ENTRY_SWIPE,
     F60,
     F61,
+    NET_BATCH_UPLOAD,
     NET_BATCH_UPLOAD_END,
     NET_SIGN_ON,
     TYPE_NETWORK,
@@ -144,6 +145,13 @@ def fingerprint(tokenizer: PanTokenizer, fields: Fields) -> str:
     return tokenizer.digest("request-fingerprint", "".join(parts))
 
 
+def _is_upload_advice(ctx: Context) -> bool:
+    """A batch upload advice (0320, 60.3 = 201): not the upload end, not a TC advice."""
+    if ctx.kind != TxnType.BATCH_UPLOAD:
+        return False
+    return F60.decode(ctx.fields["60"]).net_code == NET_BATCH_UPLOAD
+
+
 def _random_auth_code() -> str:
     return f"{secrets.randbelow(10**6):06d}"
 
@@ -244,8 +252,15 @@ class Processor:
             return
 
     def _decide(self, conn: Connection, ctx: Context) -> None:
+        # A batch upload advice names its transaction by that transaction's own trace, so
+        # the advice of a second upload (a settlement tried again the same day) is the same
+        # request as the first one's: answered from the store, it would confirm nothing, and
+        # the upload end would undo every sale and refund of the batch. An advice changes
+        # nothing but the upload mark, so it is answered from the batch's state each time,
+        # and not stored.
+        stored = not _is_upload_advice(ctx)
         try:
-            if self._replay(conn, ctx):
+            if stored and self._replay(conn, ctx):
                 return
             handler = _HANDLERS[ctx.kind]
             handler(self, conn, ctx)
@@ -257,7 +272,8 @@ class Processor:
             if ctx.status == "approved":
                 ctx.status = "declined"
         self._respond(ctx)
-        self._persist(conn, ctx)
+        if stored:
+            self._persist(conn, ctx)
 
     def _answer_only(self, ctx: Context, response_code: str) -> None:
         ctx.response = {}

@@ -236,10 +236,11 @@ def classify(fields: Fields) -> TxnType:
         return TxnType.REVERSAL
     if mti == "0500":
         return TxnType.SETTLEMENT
-    if mti == "0320":
-        if f60 is not None and f60.net_code == NET_TC_ADVICE:
+    if mti == "0320" and f60 is not None:
+        if f60.net_code == NET_TC_ADVICE:
             return TxnType.TC_ADVICE
-        return TxnType.BATCH_UPLOAD
+        if f60.net_code in (NET_BATCH_UPLOAD, NET_BATCH_UPLOAD_END):
+            return TxnType.BATCH_UPLOAD
     if mti == "0200" and f60 is not None:
         if proc == PROC_BALANCE and f60.type_code == TYPE_BALANCE:
             return TxnType.BALANCE

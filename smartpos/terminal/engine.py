@@ -379,7 +379,7 @@ class Terminal:
     @staticmethod
     def _batch_has_transactions(conn: Connection, batch_no: str) -> bool:
         """Whether the batch holds anything to settle: an approved (or since voided) sale,
-        refund or void."""
+        refund or void not settled yet."""
         return (
             conn.execute(
                 select(journal.c.id)
@@ -387,6 +387,7 @@ class Terminal:
                     and_(
                         journal.c.batch_no == batch_no,
                         journal.c.status.in_(("approved", "voided")),
+                        journal.c.settled.is_(False),
                     )
                 )
                 .limit(1)

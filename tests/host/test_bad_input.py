@@ -251,3 +251,50 @@ def test_trace_order_wraps() -> None:
     assert not trace_after("000001", "000002")
     assert not trace_after("500000", "000001")  # more than half a cycle ahead: behind
     assert not trace_after("", "000001")
+
+
+def test_a_0320_is_an_upload_advice_or_a_tc_advice_only(tmp_path: Path) -> None:
+    """A 0320 is classified by its 60.3 (201 upload advice, 202 upload end, 203 TC advice);
+    anything else is an unsupported transaction (12) — not taken, during an upload, as an
+    advice confirming a sale."""
+    from smartpos.protocol.messages import NET_SETTLE, SettlementTotals, TotalsGroup
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            sold = await t.sale(100, CardInput.parse(GOOD.pan), GOOD.pin)
+            assert sold.result == "approved"
+
+            async def answer(fields: dict[str, str]) -> str:
+                resp = await send_raw(sb, frame(sb, codec.encode(fields, mac=t._mac)))
+                assert resp is not None
+                return codec.decode(resp)["39"]
+
+            wrong = SettlementTotals(TotalsGroup(999, 1), TotalsGroup()).encode()
+            settle = {
+                **sign_on_fields(t, "000800"),
+                "t": "0500",
+                "48": wrong,
+                "49": "156",
+                "60": F60(TYPE_NETWORK, "000001", NET_SETTLE).encode(),
+            }
+            assert await answer(settle) == "00"  # not balanced: the host awaits the upload
+            advice = {
+                "t": "0320",
+                "4": "000000000100",
+                "11": sold.stan,
+                "13": "1123",
+                "37": sold.rrn,
+                "41": t.tid,
+                "42": t.mid,
+            }
+            for net_code in ("000", "301", "999"):
+                assert await answer({**advice, "60": F60("22", "000001", net_code).encode()}) == (
+                    "12"
+                ), net_code
+            assert await answer(advice) == "12"  # no 60 at all
+            assert await answer({**advice, "60": F60("22", "000001", "201").encode()}) == "00"
+            await t.link.close()
+
+    asyncio.run(go())
