@@ -190,6 +190,14 @@ def test_the_batch_upload_sends_this_batch_and_keeps_its_refunds(tmp_path: Path)
             )
             # The refunds stand (the cardholder keeps them); the stray approval was undone.
             assert balance_of(sb, GOOD) == before + 333
+            # The terminal's record of the settlement says what the host settled.
+            with t.engine.connect() as conn:
+                row = conn.execute(
+                    select(settlements).where(settlements.c.batch_no == "000002")
+                ).one()
+            assert (row.result, row.uploaded) == ("uploaded", 3)
+            assert row.host_totals is not None and row.host_totals[30] == "1"
+            assert report["host_totals_agree"] is True
             assert_ledger_balanced(sb)
             await t.link.close()
 
