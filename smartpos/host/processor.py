@@ -127,6 +127,15 @@ def _trace_after(stan: str, last: str) -> bool:
     return 0 < ahead < _TRACE_MODULUS // 2
 
 
+def _keyed_expiry_passed(expiry: str) -> bool:
+    """The request's own expiry is past. It is field 14 (track 2's was checked when the
+    track was parsed), so one that is not YYMM with month 01..12 is a format error (30)."""
+    try:
+        return expiry_passed(expiry, date.today())
+    except CardError as exc:
+        raise MessageError(str(exc), "14") from None
+
+
 def fingerprint(tokenizer: PanTokenizer, fields: Fields) -> str:
     """What makes a request "the same request again" (a retry), as a keyed digest: the
     fields it covers include the PAN, so a plain hash would let anyone holding the database
@@ -293,9 +302,7 @@ class Processor:
         if card.status == "no_answer":
             ctx.silent = True
             raise Decline("91", "issuer does not answer")
-        if expiry_passed(card.expiry, date.today()) or (
-            expiry and expiry_passed(expiry, date.today())
-        ):
+        if expiry_passed(card.expiry, date.today()) or (expiry and _keyed_expiry_passed(expiry)):
             raise Decline("54", "expired")
         entry = ctx.fields.get("22", "")[:2]
         if entry == ENTRY_SWIPE and read.chip_card:
