@@ -34,6 +34,7 @@ class LinkLimits:
     untrusted_idle_timeout_s: float = 10.0  # waiting for a frame on an untrusted link
     idle_timeout_s: float = 300.0  # waiting for a frame on a trusted link
     write_timeout_s: float = 10.0  # an answer not taken by the peer in this time: closed
+    tls_shutdown_timeout_s: float = 2.0  # a polite close waits this long for the peer's
 
     def __post_init__(self) -> None:
         counts = (self.max_untrusted_per_source, self.max_links_per_tid)

@@ -18,6 +18,7 @@ import socket
 import ssl
 
 from smartpos.host.links import Link, LinkLimits, LinkTable, Refused, source_of
+from smartpos.host.memory import release_free_memory
 from smartpos.host.pipeline import HostService, Unanswerable
 from smartpos.host.rejects import RejectLog
 from smartpos.protocol.framing import FramingError, read_body
@@ -34,6 +35,10 @@ WRITE_BUFFER_BYTES = 16384  # the transport's high water mark: drain() waits abo
 ACCEPT_BACKLOG = 1024
 ACCEPT_RETRY_S = 0.1  # after a failed accept (out of file descriptors): let links close
 FLUSH_INTERVAL_S = 1.0  # summaries of held-back reject lines
+# After a burst of closed links (a flood), give their freed memory back (smartpos/host/memory.py):
+# at most every 10 s, once 500 links closed since the last time.
+MEMORY_RELEASE_INTERVAL_S = 10.0
+MEMORY_RELEASE_AFTER_LINKS = 500
 
 
 class HostServer:
@@ -53,10 +58,16 @@ class HostServer:
         self._accepting: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._in_flight = 0  # requests read and not yet answered
+        self._links_closed = 0  # since memory was last released
 
     @property
     def rejects(self) -> RejectLog:
         return self.service.rejects
+
+    @property
+    def open_links(self) -> int:
+        """Connections not yet fully closed: in the link table, or closing."""
+        return len(self._tasks) - (self._accepting is not None) - 1  # minus housekeeping
 
     @property
     def port(self) -> int:
@@ -78,7 +89,7 @@ class HostServer:
         self._listener = sock
         self.service.start()
         self._accepting = self._spawn(self._accept(sock))
-        self._spawn(self._flush_rejects())
+        self._spawn(self._housekeeping())
 
     async def serve_forever(self) -> None:
         await self._closed.wait()
@@ -122,10 +133,22 @@ class HostServer:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _flush_rejects(self) -> None:
+    async def _housekeeping(self) -> None:
+        """Summaries of held-back reject lines every second; freed memory back to the
+        system after a burst of closed links."""
+        loop = asyncio.get_running_loop()
+        released_at = loop.time()
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
             self.rejects.flush()
+            now = loop.time()
+            if (
+                self._links_closed >= MEMORY_RELEASE_AFTER_LINKS
+                and now - released_at >= MEMORY_RELEASE_INTERVAL_S
+            ):
+                self._links_closed = 0
+                released_at = now
+                release_free_memory()
 
     # -- admission -------------------------------------------------------------------------
 
@@ -180,19 +203,27 @@ class HostServer:
 
     async def _serve(self, link: Link, unopened: list[socket.socket]) -> None:
         writer: asyncio.StreamWriter | None = None
+        polite = False
         try:
             streams = await self._open(link, unopened.pop())
             if streams is not None:
                 reader, writer = streams
-                await self._requests(link, reader, writer)
+                polite = await self._requests(link, reader, writer)
         except (ConnectionError, ssl.SSLError):
             pass
         except Exception:
             self.rejects.reject("internal error", link.name, "link failed; closed", traceback=True)
         finally:
             self.links.remove(link)
+            self._links_closed += 1
             if writer is not None:
-                writer.close()
+                # A link the host drops (timeout, limit, hostile frame, eviction) is aborted:
+                # closing would wait to flush answers, and a TLS close for the peer's
+                # close_notify, to a peer that may never read — holding its buffers.
+                if polite:
+                    writer.close()
+                else:
+                    writer.transport.abort()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
 
@@ -216,6 +247,9 @@ class HostServer:
                     sock,
                     ssl=self.ssl_context,
                     ssl_handshake_timeout=timeout_s if self.ssl_context else None,
+                    ssl_shutdown_timeout=(
+                        self.limits.tls_shutdown_timeout_s if self.ssl_context else None
+                    ),
                 )
         except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
             slow = isinstance(exc, TimeoutError)
@@ -227,7 +261,9 @@ class HostServer:
 
     async def _requests(
         self, link: Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    ) -> bool:
+        """Serve requests until the link ends. True if it ended politely (the peer closed,
+        or a terminal's link idled out), False if the host drops it."""
         limits = self.limits
         while True:
             idle_s = limits.idle_timeout_s if link.trusted else limits.untrusted_idle_timeout_s
@@ -236,14 +272,15 @@ class HostServer:
                 async with asyncio.timeout(idle_s):
                     body = await read_body(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
-                return
+                return True
             except TimeoutError:
-                if not link.trusted:
-                    self.rejects.reject("idle", link.name, f"no valid request in {idle_s:g} s")
-                return
+                if link.trusted:
+                    return True
+                self.rejects.reject("idle", link.name, f"no valid request in {idle_s:g} s")
+                return False
             except FramingError as exc:
                 self.rejects.reject("framing", link.name, str(exc))
-                return
+                return False
             self._in_flight += 1
             link.busy = True
             try:
@@ -257,18 +294,22 @@ class HostServer:
                         await writer.drain()
             except Unanswerable as exc:
                 self.rejects.reject(exc.reason, link.name, str(exc))
-                return
+                return False
             except FramingError as exc:
                 self.rejects.reject("framing", link.name, str(exc))
-                return
+                return False
             except TimeoutError:
                 self.rejects.reject(
                     "write", link.name, f"answer not taken in {limits.write_timeout_s:g} s"
                 )
-                return
+                return False
             finally:
                 self._in_flight -= 1
                 link.busy = False
+            # Links take turns: with frames already buffered (a peer sending many at once),
+            # reading, an answer refused before the MAC check and writing it never suspend,
+            # and one link would hold the event loop for as long as its frames last.
+            await asyncio.sleep(0)
 
 
 def _raise_file_limit(links: int) -> None:

@@ -87,6 +87,7 @@ def test_links_stuck_before_the_handshake_count_and_time_out(tmp_path: Path) -> 
             assert time.monotonic() - started < 2.0
             assert sb.server.links.untrusted_count == 0
             assert sb.server.links.trusted_count == 1  # the terminal's
+            assert sb.server.open_links == 1
             close_all(held)
             await t.link.close()
 
@@ -179,13 +180,19 @@ def test_a_peer_that_stops_reading_is_dropped_after_the_write_timeout(tmp_path: 
         async with running_sandbox(tmp_path, limits=limits) as sb:
             t = sb.terminal()
             frames = b"".join(echo_frame(t.tid, t.mid, i) for i in range(requests))
-            end, answers, ended_s = await asyncio.to_thread(
-                slow_reader, sb.server.port, frames, 2.0
+            reading = asyncio.ensure_future(
+                asyncio.to_thread(slow_reader, sb.server.port, frames, 4.0)
             )
+            # While the peer still reads nothing, the host has dropped the link — its
+            # transport too, not only its table entry: it does not linger trying to flush
+            # answers (or a TLS close) to a peer that will not read them.
+            await asyncio.sleep(2.5)
+            assert sb.server.links.untrusted_count == 0
+            assert sb.server.open_links == 0
+            end, answers, ended_s = await reading
             # The host answered what fit into the buffers, then dropped the link.
             assert end in ("EOF", "ConnectionResetError"), (end, answers)
-            assert answers < requests and ended_s < 5.0, (answers, ended_s)
-            assert sb.server.links.untrusted_count == 0
+            assert answers < requests and ended_s < 6.0, (answers, ended_s)
             # The host still serves.
             assert (await t.echo()).result == "approved"
 
@@ -226,5 +233,29 @@ def test_one_terminal_holds_at_most_its_share_of_links(tmp_path: Path) -> None:
             assert await count_closed(links[:2], 1.0) == 2  # the oldest two went
             assert await count_closed(links[2:], 0.2) == 0
             close_all(links)
+
+    asyncio.run(go())
+
+
+def test_a_peer_that_pipelines_frames_does_not_hold_the_host(tmp_path: Path) -> None:
+    """Links take turns: a peer that sends thousands of frames at once gets them answered
+    one by one, while a terminal connects, signs on and sells in the meantime."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = sb.terminal()
+            frames = b"".join(echo_frame("ZZ999999", t.mid, i) for i in range(30_000))
+            floods = [await tls_link(sb.server.port, f"127.0.0.{20 + i}") for i in range(4)]
+            for _, w in floods:
+                w.write(frames)  # unknown terminal: each is answered 97 before any MAC
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            assert (await t.sign_on()).result == "approved"
+            await approved_sale(t.sale(1000, CardInput.parse(GOOD.pan), GOOD.pin))
+            took_s = time.monotonic() - started
+            assert sb.server.links.untrusted_count == 4  # still being answered
+            assert took_s < 2.0, took_s
+            close_all(floods)
+            await t.link.close()
 
     asyncio.run(go())
