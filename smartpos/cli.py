@@ -636,3 +636,54 @@ def bench_host(
         console.print(render_table(result))
     if result.host.errors or not result.ledger_balanced:
         raise typer.Exit(1)
+
+
+@bench_app.command("fuzz")
+def bench_fuzz(
+    frames: Annotated[int, typer.Option(min=1, help="hostile and mutated frames to send")] = 20_000,
+    seconds: Annotated[
+        float, typer.Option(min=1.0, help="length of the run (the floods' phases share it)")
+    ] = 30.0,
+    seed: Annotated[int | None, typer.Option(help="seed (default: random, printed)")] = None,
+    flood_links: Annotated[
+        int, typer.Option(min=1, help="connections each flood keeps open")
+    ] = 3000,
+    flood_sources: Annotated[
+        int, typer.Option(min=1, max=2500, help="loopback addresses the floods come from")
+    ] = 48,
+    workers: Annotated[
+        int, typer.Option(min=0, help="host front-end processes (as host serve --workers)")
+    ] = 0,
+    rss_limit_mb: Annotated[
+        float, typer.Option(help="fail if the host's peak resident memory exceeds this")
+    ] = 300.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hostile frames, MACed field mutations and connection floods against a host on
+    loopback, a terminal selling meanwhile; exit 1 unless the host held (no traceback,
+    ledger balanced and every transfer approved, the sales approved, memory bounded)."""
+    from smartpos.bench.fuzz import FuzzConfig, run_fuzz
+    from smartpos.bench.fuzz.report import render
+    from smartpos.bench.host import stderr_progress
+
+    cfg = FuzzConfig(
+        frames=frames,
+        seconds=seconds,
+        seed=seed,
+        flood_links=flood_links,
+        flood_sources=flood_sources,
+        workers=workers,
+        rss_limit_mb=rss_limit_mb,
+    )
+    command = "smartpos bench fuzz " + " ".join(sys.argv[3:])
+    try:
+        report = run_fuzz(cfg, progress=stderr_progress, command=command.strip())
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    else:
+        console.print(render(report))
+    if not report.ok:
+        raise typer.Exit(1)
