@@ -655,8 +655,12 @@ def bench_fuzz(
         int, typer.Option(min=0, help="host front-end processes (as host serve --workers)")
     ] = 0,
     rss_limit_mb: Annotated[
-        float, typer.Option(help="fail if the host's peak resident memory exceeds this")
-    ] = 300.0,
+        float | None,
+        typer.Option(
+            help="fail if the host's peak resident memory exceeds this (default: 300 MB per"
+            " host process)"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Hostile frames, MACed field mutations and connection floods against a host on

@@ -295,8 +295,9 @@ class HostService:
             raise Unanswerable("mti", str(exc)) from None
         try:
             kind = classify(fields)
-        except MessageError as exc:
-            return self._reject(frame, who, "unsupported", exc.response_code, answer_mti, fields)
+        except MessageError as exc:  # 12, or 30 for a field 60 that does not parse
+            reason = "format" if exc.response_code == "30" else "unsupported"
+            return self._reject(frame, who, reason, exc.response_code, answer_mti, fields)
         tid = fields.get("41", "")
         terminal = self.terminals.get(tid) or (self._reload_terminal(tid) if tid else None)
         if terminal is None:

@@ -60,7 +60,7 @@ class FuzzReport:
             and not a.unattributed
             and bool(self.terminal_sales)
             and all(s["result"] == "approved" for s in self.terminal_sales)
-            and self.rss_mb_peak <= self.config.rss_limit_mb
+            and self.rss_mb_peak <= self.config.rss_limit
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +91,7 @@ class FuzzReport:
             "transfers_made": a.new_transfers if a else None,
             "transfers_unattributed": a.unattributed[:20] if a else None,
             "rss_mb_peak": round(self.rss_mb_peak, 1),
+            "rss_mb_limit": self.config.rss_limit,
             "rss_mb_by_phase": {k: round(v, 1) for k, v in self.rss_mb_by_phase.items()},
             "floods": [vars(f) for f in self.floods],
             "terminal_sales": self.terminal_sales,
@@ -149,7 +150,7 @@ def render(report: FuzzReport) -> Any:
             f"{a.new_transfers:,} / {len(a.unattributed)}",
         )
     table.add_row(
-        "host peak RSS MB", f"{report.rss_mb_peak:.0f} (limit {report.config.rss_limit_mb:g})"
+        "host peak RSS MB", f"{report.rss_mb_peak:.0f} (limit {report.config.rss_limit:g})"
     )
     for phase, mb in d["rss_mb_by_phase"].items():
         table.add_row(f"  during {phase}", f"{mb:.0f}")

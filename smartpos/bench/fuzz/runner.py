@@ -42,6 +42,7 @@ ANSWER_TIMEOUT_S = 5.0
 TERMINAL_TID = "F0000001"
 HOST_START_TIMEOUT_S = 60.0
 SAMPLE_INTERVAL_S = 0.2
+RSS_LIMIT_MB_PER_PROCESS = 300.0  # the writer and each front-end
 
 ProgressFn = Callable[[str], None]
 
@@ -57,7 +58,11 @@ class FuzzConfig:
     flood_sources: int = 48  # loopback addresses the floods come from
     flood_rate: float = 1500.0  # new flood connections a second, at most
     workers: int = 0  # host front-end processes (as host serve --workers)
-    rss_limit_mb: float = 300.0  # the report fails above this peak
+    rss_limit_mb: float | None = None  # fail above this peak; None: 300 MB per host process
+
+    @property
+    def rss_limit(self) -> float:
+        return self.rss_limit_mb or RSS_LIMIT_MB_PER_PROCESS * (1 + self.workers)
 
 
 # -- the host process -------------------------------------------------------------------------
