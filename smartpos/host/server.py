@@ -10,12 +10,15 @@ the peer taking its answer (``write_timeout_s``).
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import logging
 import resource
 import socket
 import ssl
+import termios
 
 from smartpos.host.links import Link, LinkLimits, LinkTable, Refused, source_of
 from smartpos.host.memory import release_free_memory
@@ -30,8 +33,19 @@ READ_LIMIT_BYTES = 8192  # a frame is at most 4098 bytes on the wire
 # Kernel buffers per link (the kernel doubles them). One request and one answer of at most
 # 4 KB are in flight on a link; left alone, Linux grows a socket's buffers up to 4-6 MB,
 # which a peer that sends without reading would make the host hold for each link.
-SOCKET_BUFFER_BYTES = 65536
+SOCKET_BUFFER_BYTES = 16384
 WRITE_BUFFER_BYTES = 16384  # the transport's high water mark: drain() waits above it
+# Encrypted bytes a TLS link may have waiting before the host stops reading it (the loop's
+# default, 256 KB, made a peer pipelining requests cost the host ~0.6 MB of memory).
+TLS_READ_BUFFER_BYTES = 16384
+# A link whose earlier answers still wait unacknowledged in the kernel, more than this, is a
+# peer that does not read: its next request waits until they are taken (write_timeout_s at
+# most). A terminal sends its next request only after reading the answer, so for it the
+# queue is empty by then. Without this, the host kept answering a peer that pipelines
+# requests and never reads, one queued write per answer in the event loop (~0.7 KB each, up
+# to ~0.9 MB a link on uvloop).
+UNREAD_ANSWERS_MAX_BYTES = 16384
+UNREAD_POLL_S = 0.01
 ACCEPT_BACKLOG = 1024
 ACCEPT_RETRY_S = 0.1  # after a failed accept (out of file descriptors): let links close
 FLUSH_INTERVAL_S = 1.0  # summaries of held-back reject lines
@@ -257,6 +271,8 @@ class HostServer:
             self.rejects.reject("handshake", link.name, detail)
             return None
         transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
+        if self.ssl_context is not None:
+            transport.set_read_buffer_limits(high=TLS_READ_BUFFER_BYTES)  # type: ignore[attr-defined]
         return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
     async def _requests(
@@ -265,6 +281,7 @@ class HostServer:
         """Serve requests until the link ends. True if it ended politely (the peer closed,
         or a terminal's link idled out), False if the host drops it."""
         limits = self.limits
+        fd = _socket_fd(writer)
         while True:
             idle_s = limits.idle_timeout_s if link.trusted else limits.untrusted_idle_timeout_s
             try:
@@ -280,6 +297,11 @@ class HostServer:
                 return False
             except FramingError as exc:
                 self.rejects.reject("framing", link.name, str(exc))
+                return False
+            if not await self._peer_reads(fd):
+                self.rejects.reject(
+                    "write", link.name, f"answers not taken in {limits.write_timeout_s:g} s"
+                )
                 return False
             self._in_flight += 1
             link.busy = True
@@ -310,6 +332,37 @@ class HostServer:
             # reading, an answer refused before the MAC check and writing it never suspend,
             # and one link would hold the event loop for as long as its frames last.
             await asyncio.sleep(0)
+
+    async def _peer_reads(self, fd: int) -> bool:
+        """Wait until the link's unacknowledged answers are within UNREAD_ANSWERS_MAX_BYTES
+        (False: not within write_timeout_s)."""
+        if _unacknowledged_bytes(fd) <= UNREAD_ANSWERS_MAX_BYTES:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.write_timeout_s
+        while loop.time() < deadline:
+            await asyncio.sleep(UNREAD_POLL_S)
+            if _unacknowledged_bytes(fd) <= UNREAD_ANSWERS_MAX_BYTES:
+                return True
+        return False
+
+
+def _socket_fd(writer: asyncio.StreamWriter) -> int:
+    sock = writer.get_extra_info("socket")
+    return -1 if sock is None else int(sock.fileno())
+
+
+def _unacknowledged_bytes(fd: int) -> int:
+    """Bytes written to socket ``fd`` that the peer has not acknowledged (Linux SIOCOUTQ);
+    0 where that cannot be known."""
+    if fd < 0:
+        return 0
+    out = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, termios.TIOCOUTQ, out, True)
+    except OSError:
+        return 0
+    return out[0]
 
 
 def _raise_file_limit(links: int) -> None:
