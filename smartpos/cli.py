@@ -651,6 +651,9 @@ def bench_fuzz(
     flood_sources: Annotated[
         int, typer.Option(min=1, max=2500, help="loopback addresses the floods come from")
     ] = 48,
+    flood_rate: Annotated[
+        float, typer.Option(min=1.0, help="new flood connections a second, at most")
+    ] = 1500.0,
     workers: Annotated[
         int, typer.Option(min=0, help="host front-end processes (as host serve --workers)")
     ] = 0,
@@ -676,6 +679,7 @@ def bench_fuzz(
         seed=seed,
         flood_links=flood_links,
         flood_sources=flood_sources,
+        flood_rate=flood_rate,
         workers=workers,
         rss_limit_mb=rss_limit_mb,
     )

@@ -26,6 +26,10 @@ from smartpos.host.tls import pinned_client_context
 KINDS = ("raw", "handshake", "idle-tls", "slow-reader")
 CONNECT_TIMEOUT_S = 5.0
 SLOW_READER_BYTES = 600_000  # requests sent by a slow reader: far more answers than buffers
+# A slow reader reads nothing for this long (more than the host's write timeout, 10 s),
+# then reads: a host that dropped it hands over what it had sent, then EOF.
+SLOW_READER_HOLD_S = 15.0
+DROP_SEEN_WITHIN_S = 2.0
 
 
 @dataclass
@@ -36,6 +40,7 @@ class FloodStats:
     connect_failed: int = 0
     peak_open: int = 0
     open_now: int = 0
+    still_served: int = 0  # slow readers the host had not dropped after SLOW_READER_HOLD_S
 
 
 class Flood:
@@ -87,7 +92,7 @@ class Flood:
                 sock.bind((source, 0))
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
                     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.port))
-                    tls = await self._start(sock)
+                    await self._start(sock)
             except (OSError, TimeoutError, ssl.SSLError):
                 self.stats.connect_failed += 1
                 sock.close()
@@ -96,8 +101,12 @@ class Flood:
             self.stats.open_now += 1
             self.stats.peak_open = max(self.stats.peak_open, self.stats.open_now)
             try:
-                if await _closed_by_host(sock, tls, self.kind == "slow-reader"):
-                    self.stats.closed_by_host += 1
+                if self.kind == "slow-reader":
+                    dropped = await _slow_reader_dropped(sock)
+                    self.stats.still_served += not dropped
+                else:
+                    dropped = await _closed_by_host(sock)
+                self.stats.closed_by_host += dropped
             finally:
                 self.stats.open_now -= 1
                 sender = self._senders.pop(sock, None)
@@ -107,11 +116,12 @@ class Flood:
                         await sender
                 sock.close()
 
-    async def _start(self, sock: socket.socket) -> ssl.SSLObject | None:
-        """Bring a fresh connection into this flood's state."""
+    async def _start(self, sock: socket.socket) -> None:
+        """Bring a fresh connection into this flood's state (its TLS, if any, is driven by
+        hand: the flood only ever reads raw bytes afterwards)."""
         loop = asyncio.get_running_loop()
         if self.kind == "raw":
-            return None
+            return
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = pinned_client_context().wrap_bio(incoming, outgoing)
         if self.kind == "handshake":
@@ -119,7 +129,7 @@ class Flood:
                 tls.do_handshake()
             hello = outgoing.read()
             await loop.sock_sendall(sock, hello[: max(1, len(hello) // 2)])
-            return None
+            return
         while True:
             try:
                 tls.do_handshake()
@@ -140,7 +150,6 @@ class Flood:
             tls.write(self._requests)
             # Sent in the background: the host stops reading once its answers back up.
             self._senders[sock] = loop.create_task(_send_quietly(sock, outgoing.read()))
-        return tls
 
 
 async def _send_quietly(sock: socket.socket, data: bytes) -> None:
@@ -148,21 +157,30 @@ async def _send_quietly(sock: socket.socket, data: bytes) -> None:
         await asyncio.get_running_loop().sock_sendall(sock, data)
 
 
-async def _closed_by_host(sock: socket.socket, tls: ssl.SSLObject | None, quiet: bool) -> bool:
-    """Hold the connection until the host closes it (True). A slow reader never reads: it
-    only watches the socket's TCP state."""
+async def _closed_by_host(sock: socket.socket) -> bool:
+    """Hold the connection until the host closes it (True)."""
     loop = asyncio.get_running_loop()
-    if quiet:
-        while True:
-            await asyncio.sleep(0.2)
-            state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
-            if state not in (1,):  # TCP_ESTABLISHED: anything else, the host closed or reset
-                return True
     try:
-        while True:
-            data = await loop.sock_recv(sock, 65536)
-            if not data:
-                return True
-            # TLS session tickets and the like after the handshake: read and held.
+        while await loop.sock_recv(sock, 65536):
+            pass  # TLS session tickets after the handshake: read and held
     except OSError:
-        return True
+        pass
+    return True
+
+
+async def _slow_reader_dropped(sock: socket.socket) -> bool:
+    """Read nothing for SLOW_READER_HOLD_S, then read: True if the host had dropped the
+    link (its last bytes, then EOF or a reset), False if answers keep coming. (While the
+    reader reads nothing, the host's FIN waits behind the answers it cannot send, so the
+    drop cannot be seen before.)"""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(SLOW_READER_HOLD_S)
+    try:
+        async with asyncio.timeout(DROP_SEEN_WITHIN_S):
+            while await loop.sock_recv(sock, 65536):
+                pass
+    except TimeoutError:
+        return False
+    except OSError:
+        pass
+    return True

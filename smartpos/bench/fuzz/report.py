@@ -61,6 +61,7 @@ class FuzzReport:
             and bool(self.terminal_sales)
             and all(s["result"] == "approved" for s in self.terminal_sales)
             and self.rss_mb_peak <= self.config.rss_limit
+            and not any(f.still_served for f in self.floods)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,7 +164,8 @@ def render(report: FuzzReport) -> Any:
         table.add_row(
             f"flood {flood.kind}",
             f"{flood.opened:,} opened, {flood.closed_by_host:,} closed by the host,"
-            f" {flood.peak_open:,} open at most",
+            f" {flood.peak_open:,} open at most"
+            + (f", {flood.still_served} still served" if flood.kind == "slow-reader" else ""),
         )
     table.add_row("verdict", "held" if report.ok else "FAILED")
     return table

@@ -42,6 +42,7 @@ ANSWER_TIMEOUT_S = 5.0
 TERMINAL_TID = "F0000001"
 HOST_START_TIMEOUT_S = 60.0
 SAMPLE_INTERVAL_S = 0.2
+PROGRESS_INTERVAL_S = 30.0
 RSS_LIMIT_MB_PER_PROCESS = 300.0  # the writer and each front-end
 
 ProgressFn = Callable[[str], None]
@@ -291,7 +292,14 @@ class Run:
                 r.unexpected[f"{kind}: {code}"] += 1
 
     async def sample_rss(self, host: HostProcess) -> None:
+        next_progress = time.monotonic() + PROGRESS_INTERVAL_S
         while True:
+            if self.progress and time.monotonic() >= next_progress:
+                next_progress += PROGRESS_INTERVAL_S
+                self.progress(
+                    f"{time.monotonic() - self.started:6.0f}s {self.phase}: {self.sent:,} frames,"
+                    f" host RSS {host.rss_mb():.0f} MB, {self.report.closes:,} closes"
+                )
             rss = host.rss_mb()
             r = self.report
             r.rss_mb_peak = max(r.rss_mb_peak, rss)
