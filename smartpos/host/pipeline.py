@@ -287,7 +287,7 @@ class HostService:
         try:
             fields = codec.decode(frame.message)
         except MessageError as exc:
-            return self._format_error(frame, exc, who)
+            return await _turn(self._format_error(frame, exc, who))
         mti = fields["t"]
         try:
             answer_mti = response_mti(mti)
@@ -297,20 +297,26 @@ class HostService:
             kind = classify(fields)
         except MessageError as exc:  # 12, or 30 for a field 60 that does not parse
             reason = "format" if exc.response_code == "30" else "unsupported"
-            return self._reject(frame, who, reason, exc.response_code, answer_mti, fields)
+            return await _turn(
+                self._reject(frame, who, reason, exc.response_code, answer_mti, fields)
+            )
         tid = fields.get("41", "")
         terminal = self.terminals.get(tid) or (self._reload_terminal(tid) if tid else None)
         if terminal is None:
-            return self._reject(frame, who, "unknown terminal", "97", answer_mti, fields)
+            return await _turn(
+                self._reject(frame, who, "unknown terminal", "97", answer_mti, fields)
+            )
         if fields.get("42") != terminal.mid:
-            return self._reject(frame, who, "merchant", "03", answer_mti, fields)
+            return await _turn(self._reject(frame, who, "merchant", "03", answer_mti, fields))
         if terminal.status != "active":
-            return self._reject(frame, who, "inactive terminal", "58", answer_mti, fields)
+            return await _turn(
+                self._reject(frame, who, "inactive terminal", "58", answer_mti, fields)
+            )
         if self.profile.mac_required and (
             (kind == TxnType.SIGN_ON and not self._signon_mac_ok(terminal, frame.message, fields))
             or (kind not in UNMACED and not self._mac_ok(terminal, frame.message, fields))
         ):
-            return self._reject(frame, who, "mac", "A0", answer_mti, fields)
+            return await _turn(self._reject(frame, who, "mac", "A0", answer_mti, fields))
         if peer is not None and (kind != TxnType.ECHO or not self.profile.mac_required):
             peer.trust(terminal.tid)  # its MAC (a sign-on's under the TMK) proved the terminal
         terminal = self.terminals.get(terminal.tid, terminal)  # as re-read by the MAC check
@@ -397,6 +403,15 @@ class HostService:
 
         message = codec.encode(fields, mac=mac_fn)
         return encode_frame(Frame(frame.tpdu.swapped(), frame.header, message))
+
+
+async def _turn(answer: bytes | None) -> bytes | None:
+    """``answer``, after letting the event loop turn once. A request refused before the MAC
+    check is answered without waiting for anything; a peer sending thousands of such frames
+    at once would otherwise keep the loop (and every other link, and new connections) to
+    itself. Requests that reach the writer wait for it anyway."""
+    await asyncio.sleep(0)
+    return answer
 
 
 _ECHO_DIGITS = {"3": 6, "4": 12, "11": 6}

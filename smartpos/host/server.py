@@ -45,6 +45,7 @@ TLS_READ_BUFFER_BYTES = 16384
 # requests and never reads, one queued write per answer in the event loop (~0.7 KB each, up
 # to ~0.9 MB a link on uvloop).
 UNREAD_ANSWERS_MAX_BYTES = 16384
+UNREAD_CHECK_EVERY = 8  # requests; between checks at most that many answers can queue
 UNREAD_POLL_S = 0.01
 ACCEPT_BACKLOG = 1024
 ACCEPT_RETRY_S = 0.1  # after a failed accept (out of file descriptors): let links close
@@ -281,7 +282,7 @@ class HostServer:
         """Serve requests until the link ends. True if it ended politely (the peer closed,
         or a terminal's link idled out), False if the host drops it."""
         limits = self.limits
-        fd = _socket_fd(writer)
+        outq, requests = _SendQueue(writer), 0
         while True:
             idle_s = limits.idle_timeout_s if link.trusted else limits.untrusted_idle_timeout_s
             try:
@@ -298,7 +299,12 @@ class HostServer:
             except FramingError as exc:
                 self.rejects.reject("framing", link.name, str(exc))
                 return False
-            if not await self._peer_reads(fd):
+            requests += 1
+            if (
+                requests % UNREAD_CHECK_EVERY == 0
+                and outq.unacknowledged() > UNREAD_ANSWERS_MAX_BYTES
+                and not await self._peer_reads(outq)
+            ):
                 self.rejects.reject(
                     "write", link.name, f"answers not taken in {limits.write_timeout_s:g} s"
                 )
@@ -309,11 +315,13 @@ class HostServer:
                 response = await self.service.handle(body, link)
                 if response is not None:
                     writer.write(response)
-                    # drain() waits only while the transport's buffers are above their
-                    # high water mark, i.e. for a peer that stops reading: without a limit
-                    # it would hold the link, and its buffers, forever.
-                    async with asyncio.timeout(limits.write_timeout_s):
-                        await writer.drain()
+                    # drain() waits only while the transport's buffer is above its high
+                    # water mark, i.e. for a peer that stops reading: without a limit it
+                    # would hold the link, and its buffers, forever. With nothing left in
+                    # the buffer there is nothing to wait for (the usual case).
+                    if writer.transport.get_write_buffer_size():
+                        async with asyncio.timeout(limits.write_timeout_s):
+                            await writer.drain()
             except Unanswerable as exc:
                 self.rejects.reject(exc.reason, link.name, str(exc))
                 return False
@@ -328,41 +336,39 @@ class HostServer:
             finally:
                 self._in_flight -= 1
                 link.busy = False
-            # Links take turns: with frames already buffered (a peer sending many at once),
-            # reading, an answer refused before the MAC check and writing it never suspend,
-            # and one link would hold the event loop for as long as its frames last.
-            await asyncio.sleep(0)
 
-    async def _peer_reads(self, fd: int) -> bool:
+    async def _peer_reads(self, outq: _SendQueue) -> bool:
         """Wait until the link's unacknowledged answers are within UNREAD_ANSWERS_MAX_BYTES
         (False: not within write_timeout_s)."""
-        if _unacknowledged_bytes(fd) <= UNREAD_ANSWERS_MAX_BYTES:
-            return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.write_timeout_s
         while loop.time() < deadline:
             await asyncio.sleep(UNREAD_POLL_S)
-            if _unacknowledged_bytes(fd) <= UNREAD_ANSWERS_MAX_BYTES:
+            if outq.unacknowledged() <= UNREAD_ANSWERS_MAX_BYTES:
                 return True
         return False
 
 
-def _socket_fd(writer: asyncio.StreamWriter) -> int:
-    sock = writer.get_extra_info("socket")
-    return -1 if sock is None else int(sock.fileno())
+class _SendQueue:
+    """A link's socket send queue, as the kernel has it."""
 
+    __slots__ = ("_fd", "_out")
 
-def _unacknowledged_bytes(fd: int) -> int:
-    """Bytes written to socket ``fd`` that the peer has not acknowledged (Linux SIOCOUTQ);
-    0 where that cannot be known."""
-    if fd < 0:
-        return 0
-    out = array.array("i", [0])
-    try:
-        fcntl.ioctl(fd, termios.TIOCOUTQ, out, True)
-    except OSError:
-        return 0
-    return out[0]
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        self._fd = -1 if sock is None else int(sock.fileno())
+        self._out = array.array("i", [0])
+
+    def unacknowledged(self) -> int:
+        """Bytes written that the peer has not acknowledged (Linux SIOCOUTQ); 0 where that
+        cannot be known."""
+        if self._fd < 0:
+            return 0
+        try:
+            fcntl.ioctl(self._fd, termios.TIOCOUTQ, self._out, True)
+        except OSError:
+            return 0
+        return self._out[0]
 
 
 def _raise_file_limit(links: int) -> None:
