@@ -735,3 +735,69 @@ def bench_host(
         message = f"{result.host.errors} requests failed: {'; '.join(data['error_samples'])}"
         return Reply(False, "error", message, "incomplete", data, lines)
     return Reply(True, "ok", f"{data['approved_tps']} approved/s", None, data, lines)
+
+
+@bench_app.command("fuzz")
+def bench_fuzz(
+    frames: Annotated[
+        int, typer.Option(min=1, max=100_000_000, help="hostile and mutated frames to send")
+    ] = 20_000,
+    seconds: Annotated[
+        float,
+        typer.Option(min=1.0, max=86_400, help="length of the run (the floods' phases share it)"),
+    ] = 30.0,
+    seed: Annotated[
+        int | None, typer.Option(min=0, max=2**63 - 1, help="seed (default: random, printed)")
+    ] = None,
+    flood_links: Annotated[
+        int, typer.Option(min=1, max=20_000, help="connections each flood keeps open")
+    ] = 3000,
+    flood_sources: Annotated[
+        int, typer.Option(min=1, max=2500, help="loopback addresses the floods come from")
+    ] = 48,
+    flood_rate: Annotated[
+        float, typer.Option(min=1.0, max=100_000, help="new flood connections a second, at most")
+    ] = 1500.0,
+    workers: Annotated[
+        int, typer.Option(min=0, max=64, help="host front-end processes (as host serve --workers)")
+    ] = 0,
+    rss_limit_mb: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            max=1_000_000,
+            help="fail if the host's peak resident memory exceeds this (default: 300 MB per"
+            " host process)",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> Reply:
+    """Hostile frames, MACed field mutations and connection floods against a host on
+    loopback, a terminal selling meanwhile; exit 1 unless the host held (no traceback,
+    ledger balanced and every transfer approved, the sales approved, memory bounded)."""
+    from smartpos.bench.fuzz import FuzzConfig, run_fuzz
+    from smartpos.bench.fuzz.report import render
+    from smartpos.bench.host import stderr_progress
+
+    cfg = FuzzConfig(
+        frames=frames,
+        seconds=seconds,
+        seed=seed,
+        flood_links=flood_links,
+        flood_sources=flood_sources,
+        flood_rate=flood_rate,
+        workers=workers,
+        rss_limit_mb=rss_limit_mb,
+    )
+    command = "smartpos bench fuzz " + " ".join(sys.argv[3:])
+    try:
+        report = run_fuzz(cfg, progress=stderr_progress, command=command.strip())
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise UserError(str(exc), code="unavailable") from None
+    data = report.to_dict()
+    lines = [render(report)]
+    if not report.ok:
+        return Reply(
+            False, "error", "the host did not hold (see the verdict)", "inconsistent", data, lines
+        )
+    return Reply(True, "ok", "the host held", None, data, lines)

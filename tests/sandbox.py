@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smartpos.config import Settings
+from smartpos.host.links import LinkLimits
 from smartpos.host.pipeline import HostService
 from smartpos.host.sandbox import (
     HostRuntime,
@@ -71,6 +72,7 @@ async def running_sandbox(
     profile: str = "sandbox",
     tls: bool = True,
     durable: bool = False,
+    limits: LinkLimits | None = None,
     **service_kw: object,
 ) -> AsyncIterator[Sandbox]:
     settings = Settings(home=home, host_db_url=host_db_url)
@@ -84,7 +86,8 @@ async def running_sandbox(
         prof = replace(prof, tls=False)
     service = HostService(rt.engine, rt.processor(), rt.hsm, prof, **service_kw)  # type: ignore[arg-type]
     cert, key = ensure_certificate(settings.host_dir)
-    server = HostServer(service, ssl_context=server_context(cert, key) if tls else None)
+    ssl_ctx = server_context(cert, key) if tls else None
+    server = HostServer(service, ssl_context=ssl_ctx, limits=limits)
     await server.start("127.0.0.1", 0)
     try:
         yield Sandbox(settings, rt, service, server, prof, fingerprint(cert))

@@ -45,6 +45,8 @@ ACCEPTED = (
     | {
         ("--seconds", "1e3"),
         ("--rate", "1e3"),
+        ("--flood-rate", "1e3"),
+        ("--rss-limit-mb", "1e3"),
     }
 )
 

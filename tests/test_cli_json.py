@@ -93,4 +93,6 @@ def test_every_command_reports_one_schema(home: Path, host: int) -> None:  # noq
                 assert result["data"] == {}, result
             else:
                 assert always <= set(result["data"]) <= always | optional, (command, result)
-    assert set(documented) - set(seen) <= {"host serve", "demo"}  # they print no JSON
+    # host serve and demo print no JSON; bench fuzz takes tens of seconds and its result is
+    # held to its documented keys by tests/bench/test_fuzz.py
+    assert set(documented) - set(seen) <= {"host serve", "demo", "bench fuzz"}

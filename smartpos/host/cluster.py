@@ -21,6 +21,10 @@ original leaves a tombstone, nothing is answered before its commit. The front-en
 money state; the only thing they cache is terminal keys, re-read from the database when a
 terminal signed on through another front-end (see ``HostService._mac_ok``).
 
+Link limits (docs/architecture.md, "Link limits") hold for the host as a whole: each
+front-end enforces 1/N of the counts (``LinkLimits.share``), handed to it in its
+environment with the settings.
+
 Writer link: 4-byte big-endian length + a ``marshal``-encoded dict (plain dicts, lists and
 strings only; ~4× cheaper than JSON, and the peers are this program's own processes on a
 socket only its user can open). Request
@@ -35,6 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import marshal
 import os
@@ -48,6 +54,7 @@ from typing import Any
 
 from smartpos.config import Settings
 from smartpos.host.context import CardRead, Context, TerminalKeys
+from smartpos.host.links import LinkLimits
 from smartpos.host.pipeline import (
     BatchWriter,
     HostService,
@@ -65,6 +72,7 @@ _LEN = struct.Struct(">I")
 MAX_LINK_FRAME = 1 << 20
 SOCKET_NAME = "writer.sock"
 SETTINGS_ENV = "SMARTPOS_CLUSTER_SETTINGS"
+LIMITS_ENV = "SMARTPOS_CLUSTER_LINK_LIMITS"  # one front-end's share of the link limits
 RESPAWN_LIMIT = 20
 """Front-end restarts allowed over the life of the writer before it gives up."""
 
@@ -180,7 +188,8 @@ async def _frontend_main(fd: int, sock_path: str, tls: bool, profile: str) -> No
     remote = RemoteWriter(Path(sock_path), on_lost=stop.set)
     service = HostService(rt.engine, rt.processor(), rt.hsm, get_profile(profile), writer=remote)
     ssl_ctx = server_context(*ensure_certificate(settings.host_dir)) if tls else None
-    server = HostServer(service, ssl_context=ssl_ctx)
+    limits = LinkLimits(**json.loads(os.environ[LIMITS_ENV]))
+    server = HostServer(service, ssl_context=ssl_ctx, limits=limits)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -286,11 +295,14 @@ class Cluster:
         tls: bool,
         profile: str,
         durable: bool = True,
+        limits: LinkLimits | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be ≥ 1")
         self.settings = settings
         self.workers = workers
+        # The host's link limits, whatever the number of front-ends: each takes its share.
+        self.frontend_limits = (limits or LinkLimits()).share(workers)
         self.tls = tls
         self.profile = profile
         self.durable = durable
@@ -350,7 +362,11 @@ class Cluster:
     async def _spawn(self) -> asyncio.subprocess.Process:
         assert self._listener is not None
         fd = self._listener.fileno()
-        env = {**os.environ, SETTINGS_ENV: self.settings.model_dump_json()}
+        env = {
+            **os.environ,
+            SETTINGS_ENV: self.settings.model_dump_json(),
+            LIMITS_ENV: json.dumps(dataclasses.asdict(self.frontend_limits)),
+        }
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, select
 from smartpos.db.lock import ProcessLock
 from smartpos.host.context import Context, TerminalKeys
 from smartpos.host.processor import Processor
+from smartpos.host.rejects import RejectLog
 from smartpos.host.tables import terminals
 from smartpos.keys.hsm import SoftHsm
 from smartpos.protocol import codec
@@ -45,6 +46,30 @@ Done = Callable[[Context, BaseException | None], None]
 
 class NoAnswer(Exception):
     """The host decided not to answer (the "no answer" test card and test amount)."""
+
+
+class Unanswerable(FramingError):
+    """A frame the host does not answer at all (docs/protocol.md §10.2): the link is closed.
+    ``reason`` names the kind of reject for the log."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class Peer(Protocol):
+    """The link a frame came on, as the server keeps it."""
+
+    @property
+    def name(self) -> str:
+        """Its address, for log lines."""
+        ...
+
+    def trust(self, tid: str) -> None:
+        """Called once a request on this link proved to come from registered terminal
+        ``tid`` (its MAC verified; with a profile without MACs: a registered terminal and
+        its merchant)."""
+        ...
 
 
 @dataclass
@@ -230,6 +255,7 @@ class HostService:
         self.hsm = hsm
         self.profile = profile
         self.stats = HostStats()
+        self.rejects = RejectLog(log)
         with engine.connect() as conn:
             self.terminals = load_terminals(conn)
         self._key_reloads: dict[str, float] = {}
@@ -262,35 +288,49 @@ class HostService:
 
     # -- one request -----------------------------------------------------------------------
 
-    async def handle(self, body: bytes) -> bytes | None:
+    async def handle(self, body: bytes, peer: Peer | None = None) -> bytes | None:
         """Answer one frame body. Returns the response frame, or None for no answer.
-        Raises ``FramingError`` when the frame is too broken to answer (close the link)."""
+        Raises ``FramingError`` when the frame is too broken to answer (close the link);
+        every reject is logged (rate-limited, :class:`RejectLog`). ``peer`` is told when
+        the request proves to come from a registered terminal."""
         self.stats.requests += 1
         frame = decode_body(body, self.profile.header_len)
+        who = peer.name if peer is not None else "-"
         try:
             fields = codec.decode(frame.message)
         except MessageError as exc:
-            return self._format_error(frame, exc)
+            return await _turn(self._format_error(frame, exc, who))
         mti = fields["t"]
         try:
-            kind = classify(fields)
+            answer_mti = response_mti(mti)
         except MessageError as exc:
-            return self._reply(
-                frame, {"t": response_mti(mti), "39": exc.response_code, **_echo(fields)}, None
+            raise Unanswerable("mti", str(exc)) from None
+        try:
+            kind = classify(fields)
+        except MessageError as exc:  # 12, or 30 for a field 60 that does not parse
+            reason = "format" if exc.response_code == "30" else "unsupported"
+            return await _turn(
+                self._reject(frame, who, reason, exc.response_code, answer_mti, fields)
             )
         tid = fields.get("41", "")
         terminal = self.terminals.get(tid) or (self._reload_terminal(tid) if tid else None)
         if terminal is None:
-            return self._reply(frame, {"t": response_mti(mti), "39": "97", **_echo(fields)}, None)
+            return await _turn(
+                self._reject(frame, who, "unknown terminal", "97", answer_mti, fields)
+            )
         if fields.get("42") != terminal.mid:
-            return self._reply(frame, {"t": response_mti(mti), "39": "03", **_echo(fields)}, None)
+            return await _turn(self._reject(frame, who, "merchant", "03", answer_mti, fields))
         if terminal.status != "active":
-            return self._reply(frame, {"t": response_mti(mti), "39": "58", **_echo(fields)}, None)
+            return await _turn(
+                self._reject(frame, who, "inactive terminal", "58", answer_mti, fields)
+            )
         if self.profile.mac_required and (
             (kind == TxnType.SIGN_ON and not self._signon_mac_ok(terminal, frame.message, fields))
             or (kind not in UNMACED and not self._mac_ok(terminal, frame.message, fields))
         ):
-            return self._reply(frame, {"t": response_mti(mti), "39": "A0", **_echo(fields)}, None)
+            return await _turn(self._reject(frame, who, "mac", "A0", answer_mti, fields))
+        if peer is not None and (kind != TxnType.ECHO or not self.profile.mac_required):
+            peer.trust(terminal.tid)  # its MAC (a sign-on's under the TMK) proved the terminal
         terminal = self.terminals.get(terminal.tid, terminal)  # as re-read by the MAC check
         ctx = Context(fields=fields, kind=kind, message=frame.message, terminal=terminal)
         self.processor.prepare(ctx)
@@ -300,11 +340,20 @@ class HostService:
             self.terminals[tid] = self.terminals[tid].with_working_keys(ctx.new_keys)
         if ctx.silent:
             return None
-        response = {"t": response_mti(mti), **ctx.response, "32": self.profile.acquirer_id}
+        response = {"t": answer_mti, **ctx.response, "32": self.profile.acquirer_id}
         tak = None
         if self.profile.mac_required and kind not in UNMACED:
             tak = self.terminals[terminal.tid].sealed_tak
         return self._reply(frame, response, tak, terminal.tid)
+
+    def _reject(
+        self, frame: Frame, who: str, reason: str, code: str, answer_mti: str, fields: Fields
+    ) -> bytes:
+        """Answer a request refused before the MAC check (no MAC on the answer)."""
+        self.rejects.reject(
+            reason, who, f"MTI {fields['t']} TID {fields.get('41', '-')!r} answered {code}"
+        )
+        return self._reply(frame, {"t": answer_mti, "39": code, **_echo(fields)}, None)
 
     def _signon_mac_ok(self, terminal: TerminalKeys, message: bytes, fields: Fields) -> bool:
         if "64" not in fields:
@@ -341,10 +390,11 @@ class HostService:
             return False
         return self.hsm.verify_mac(terminal.tid, fresh.sealed_tak, alg, data, mac)
 
-    def _format_error(self, frame: Frame, exc: MessageError) -> bytes | None:
+    def _format_error(self, frame: Frame, exc: MessageError, who: str) -> bytes | None:
         mti = frame.message[:2].hex()
         if mti not in _REQUEST_MTIS:
-            raise FramingError(f"undecodable message: {exc}")
+            raise Unanswerable("undecodable", f"undecodable message, MTI {mti!r}: {exc}")
+        self.rejects.reject("format", who, f"MTI {mti}: {exc}, answered {exc.response_code}")
         # Echo what decoded cleanly before the defect (11 and 41 let the terminal match the
         # answer to its request and know that nothing was done).
         echo = {k: v for k, v in _echo(exc.partial).items() if _echoable(k, v)}
@@ -365,6 +415,15 @@ class HostService:
 
         message = codec.encode(fields, mac=mac_fn)
         return encode_frame(Frame(frame.tpdu.swapped(), frame.header, message))
+
+
+async def _turn(answer: bytes | None) -> bytes | None:
+    """``answer``, after letting the event loop turn once. A request refused before the MAC
+    check is answered without waiting for anything; a peer sending thousands of such frames
+    at once would otherwise keep the loop (and every other link, and new connections) to
+    itself. Requests that reach the writer wait for it anyway."""
+    await asyncio.sleep(0)
+    return answer
 
 
 _ECHO_DIGITS = {"3": 6, "4": 12, "11": 6}

@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
@@ -130,6 +130,15 @@ def _reverses(reversal: Fields, original: Any) -> bool:
         if (ours.type_code, ours.batch_no) != (theirs.type_code, theirs.batch_no):
             return False
     return True
+
+
+def _keyed_expiry_passed(expiry: str, today: date) -> bool:
+    """The request's own expiry is past. It is field 14 (track 2's was checked when the
+    track was parsed), so one that is not YYMM with month 01..12 is a format error (30)."""
+    try:
+        return expiry_passed(expiry, today)
+    except CardError as exc:
+        raise MessageError(str(exc), "14") from None
 
 
 def fingerprint(tokenizer: PanTokenizer, fields: Fields) -> str:
@@ -339,7 +348,7 @@ class Processor:
             ctx.silent = True
             raise Decline("91", "issuer does not answer")
         today = self.clock().date()
-        if expiry_passed(card.expiry, today) or (expiry and expiry_passed(expiry, today)):
+        if expiry_passed(card.expiry, today) or (expiry and _keyed_expiry_passed(expiry, today)):
             raise Decline("54", "expired")
         entry = ctx.fields.get("22", "")[:2]
         if entry == ENTRY_SWIPE and read.chip_card:

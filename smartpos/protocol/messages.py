@@ -85,9 +85,18 @@ def trace_after(number: str, last: str) -> bool:
     return 0 < ahead < COUNTER_MODULUS // 2
 
 
+# ISO 8583 message function (the MTI's third digit) of what gets an answer: a request (0)
+# is answered by a request response (1), an advice (2) by an advice response (3). Every other
+# function (a response, an acknowledgement, 4-9) is never answered.
+_ANSWER_FUNCTION = {"0": "1", "2": "3"}
+
+
 def response_mti(mti: str) -> str:
-    """0200 → 0210, 0401 → 0410."""
-    return mti[:2] + str(int(mti[2]) + 1) + "0"
+    """0200 → 0210, 0220 → 0230, 0401 → 0410. Raises MessageError for an MTI that has no
+    response (not 4 digits, or not a request or advice: 0210, 0290, 0810…)."""
+    if len(mti) != 4 or not mti.isdigit() or mti[2] not in _ANSWER_FUNCTION:
+        raise MessageError(f"MTI {mti!r} is not a request or advice: it has no response", "t")
+    return mti[:2] + _ANSWER_FUNCTION[mti[2]] + "0"
 
 
 @dataclass(frozen=True, slots=True)

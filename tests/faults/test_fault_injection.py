@@ -88,8 +88,7 @@ class HostCrash:
         self.fired += 1
 
         def kill() -> None:
-            for writer in list(self.server._clients):
-                writer.close()
+            self.server.close_links()
 
         # Answers are written after this hook returns; the links must be gone first. The
         # host calls the hook on its event loop (then close at once) — or, for a writer
