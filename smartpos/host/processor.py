@@ -610,33 +610,46 @@ class Processor:
         ctx.original = original
         rid = self._transfer_id(ctx, "reversal")
         if original.kind == "purchase":
-            self._undo_purchase(conn, original, rid)
+            self._undo_purchase(conn, ctx, original, rid)
         elif original.kind == "void":
-            purchase = self._find_original(conn, id=original.original_id)
-            amount = purchase.amount_minor
-            hold_id = rid + ":rehold"
-            ledger.hold(
-                conn,
-                hold_id,
-                self._card_account(conn, purchase.pan_token),
-                self._merchant_account(conn, ctx),
-                amount,
-                "purchase",
-                force=True,
-            )
-            conn.execute(
-                update(requests)
-                .where(requests.c.id == purchase.id)
-                .values(status="approved", transfer_id=hold_id)
-            )
+            self._undo_void(conn, ctx, original, rid)
         elif original.kind == "refund":
             self._undo_refund(conn, ctx, original, rid)
         conn.execute(update(requests).where(requests.c.id == original.id).values(status="reversed"))
 
+    def _undo_void(self, conn: Connection, ctx: Context, void: Any, transfer_id: str) -> None:
+        """Take an approved void back: the sale stands again and the card pays it — held
+        again while its batch is open, posted at once when the batch has settled (no
+        settlement will capture a hold in it any more). A sale reversed since its void
+        stays undone."""
+        purchase = self._find_original(conn, id=void.original_id)
+        if purchase.status != "voided":
+            return
+        card = self._card_account(conn, purchase.pan_token)
+        merchant = self._merchant_account(conn, ctx)
+        if purchase.settled:
+            charge_id = transfer_id + ":charge"
+            ledger.transfer(
+                conn, charge_id, card, merchant, purchase.amount_minor, "purchase", force=True
+            )
+        else:
+            charge_id = transfer_id + ":rehold"
+            ledger.hold(
+                conn, charge_id, card, merchant, purchase.amount_minor, "purchase", force=True
+            )
+        conn.execute(
+            update(requests)
+            .where(requests.c.id == purchase.id)
+            .values(status="approved", transfer_id=charge_id)
+        )
+
     def _undo_refund(self, conn: Connection, ctx: Context, refund: Any, transfer_id: str) -> None:
         """Take an approved refund back: card → merchant, and the purchase may be refunded
-        again by that amount."""
+        again by that amount. When the purchase itself was reversed since, its reversal
+        took its refunds back already: nothing moves."""
         purchase = self._find_original(conn, id=refund.original_id)
+        if purchase.status == "reversed":
+            return
         ledger.transfer(
             conn,
             transfer_id,
@@ -657,20 +670,39 @@ class Processor:
             conn.execute(select(cards.c.account_id).where(cards.c.token == token)).scalar_one()
         )
 
-    def _undo_purchase(self, conn: Connection, purchase: Any, transfer_id: str) -> None:
+    def _undo_purchase(
+        self, conn: Connection, ctx: Context, purchase: Any, transfer_id: str
+    ) -> None:
+        """Take an approved sale back, with what was refunded of it: the card ends where it
+        was before the sale, the merchant likewise, whether the sale was still held or
+        already captured."""
         if purchase.status == "voided":
             return
+        refunded = int(purchase.refunded_minor)
         if ledger.pending_open(conn, purchase.transfer_id):
             ledger.void_pending(conn, transfer_id, purchase.transfer_id)
-        else:  # already captured at settlement: a compensating transfer
-            t = ledger.get_transfer(conn, purchase.transfer_id)
-            assert t is not None
+            if refunded:  # the refunds of a sale that never stood go back to the merchant
+                ledger.transfer(
+                    conn,
+                    transfer_id + ":refunds",
+                    self._card_account(conn, purchase.pan_token),
+                    self._merchant_account(conn, ctx),
+                    refunded,
+                    "reversal",
+                    force=True,
+                )
+            return
+        # Already captured at settlement (or charged by a void's reversal): a compensating
+        # transfer of what the card has not had back by refunds.
+        t = ledger.get_transfer(conn, purchase.transfer_id)
+        assert t is not None
+        if t.amount_minor - refunded > 0:
             ledger.transfer(
                 conn,
                 transfer_id,
                 t.credit_account_id,
                 t.debit_account_id,
-                t.amount_minor,
+                t.amount_minor - refunded,
                 "reversal",
                 force=True,
             )
@@ -835,7 +867,7 @@ class Processor:
         for row in stale:
             rid = f"{tid}:upload:{batch_no}:{row.id}:undo"
             if row.kind == "purchase":
-                self._undo_purchase(conn, row, rid)
+                self._undo_purchase(conn, ctx, row, rid)
             else:
                 self._undo_refund(conn, ctx, row, rid)
             conn.execute(update(requests).where(requests.c.id == row.id).values(status="reversed"))

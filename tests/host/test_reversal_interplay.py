@@ -1,0 +1,193 @@
+"""Reversals that arrive after other requests about the same sale: a refund of it, a
+settlement of its batch, a reversal of the sale itself. Whatever the order, the card and
+the merchant end where the requests that stand put them — never richer, never poorer by a
+request that was undone (protocol.md §9.3)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from smartpos.host.ledger import check
+from smartpos.host.tables import accounts, cards
+from smartpos.protocol.messages import (
+    F60,
+    F61,
+    NET_SETTLE,
+    PROC_REFUND,
+    PROC_VOID,
+    TYPE_NETWORK,
+    TYPE_REFUND,
+    TYPE_VOID,
+    SettlementTotals,
+    TotalsGroup,
+)
+from smartpos.terminal.engine import Terminal
+from tests.host.test_bad_input import GOOD
+from tests.host.test_duplicates import ask, good_balance, keyed_purchase, reversal_of
+from tests.sandbox import Sandbox, running_sandbox
+
+pytestmark = pytest.mark.integration
+
+BATCH = "000001"
+
+
+def void_of(sale: dict[str, Any], stan: str, time: str) -> dict[str, Any]:
+    return {
+        **sale,
+        "3": PROC_VOID,
+        "11": stan,
+        "12": time,
+        "60": F60(TYPE_VOID, BATCH).encode(),
+        "61": F61(BATCH, sale["11"], sale["13"]).encode(),
+    }
+
+
+def refund_of(
+    sale: dict[str, Any], rrn: str, amount: int, stan: str, time: str
+) -> dict[str, Any]:
+    fields = {k: v for k, v in sale.items() if k not in ("52", "23", "55")}
+    return {
+        **fields,
+        "t": "0220",
+        "3": PROC_REFUND,
+        "4": f"{amount:012d}",
+        "11": stan,
+        "12": time,
+        "37": rrn,
+        "60": F60(TYPE_REFUND, BATCH).encode(),
+    }
+
+
+def settlement(
+    t: Terminal, stan: str, sales: tuple[int, int], refunds: tuple[int, int]
+) -> dict[str, Any]:
+    """A 0500 for batch 000001 with these (amount, count) totals of domestic cards."""
+    totals = SettlementTotals(
+        TotalsGroup(sales[0], sales[1], refunds[0], refunds[1]), TotalsGroup(0, 0, 0, 0)
+    )
+    return {
+        "t": "0500",
+        "11": stan,
+        "12": "230000",
+        "13": "1123",
+        "41": t.tid,
+        "42": t.mid,
+        "48": totals.encode(),
+        "49": "156",
+        "60": F60(TYPE_NETWORK, BATCH, NET_SETTLE).encode(),
+        "63": "01 ",
+    }
+
+
+def held(sb: Sandbox) -> int:
+    """What is on hold on the good card's funds."""
+    with sb.host.engine.connect() as conn:
+        token = sb.host.tokenizer.token(GOOD.pan)
+        acct = conn.execute(select(cards.c.account_id).where(cards.c.token == token))
+        found = conn.execute(
+            select(accounts.c.debits_pending).where(accounts.c.id == acct.scalar_one())
+        )
+        return int(found.scalar_one())
+
+
+def balanced(sb: Sandbox) -> bool:
+    with sb.host.engine.connect() as conn:
+        return check(conn).balanced
+
+
+@pytest.mark.parametrize("settle_first", [False, True], ids=["held", "captured"])
+def test_reversing_a_partly_refunded_sale_takes_its_refund_back(
+    tmp_path: Path, settle_first: bool
+) -> None:
+    """A sale of 100.00 is refunded 30.00, then the sale is reversed (its answer had been
+    lost): the sale never happened, so the card ends where it started — it used to end
+    30.00 richer, the refund of a sale that no longer stood. The refund's own reversal,
+    arriving after, moves nothing more."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            start = good_balance(sb)
+            sale = keyed_purchase(t, 10_000, "000002", "100000")
+            approved = await ask(sb, t, sale)
+            assert approved["39"] == "00"
+            if settle_first:
+                done = await ask(sb, t, settlement(t, "000003", (10_000, 1), (0, 0)))
+                assert done["39"] == "00"
+            refund = refund_of(sale, approved["37"], 3_000, "000004", "110000")
+            if settle_first:
+                refund["60"] = F60(TYPE_REFUND, "000002").encode()
+            assert (await ask(sb, t, refund))["39"] == "00"
+            assert good_balance(sb) == start - 7_000
+
+            assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
+            assert good_balance(sb) == start
+            assert (await ask(sb, t, reversal_of(refund)))["39"] == "00"
+            assert good_balance(sb) == start
+            # Nothing is left to refund of a sale that was reversed.
+            again = refund_of(sale, approved["37"], 1_000, "000005", "120000")
+            again["60"] = refund["60"]
+            assert (await ask(sb, t, again))["39"] == "12"
+            assert good_balance(sb) == start
+            assert balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_a_void_reversed_after_its_batch_settled_charges_the_sale(tmp_path: Path) -> None:
+    """The void's answer was lost, the batch settled without the sale (the host had it
+    voided), then the void's reversal arrived: the sale stands again, so the card pays it
+    — posted, not held, since no settlement of that batch will ever capture a hold. It used
+    to be put back as a hold that stayed on the card's funds for ever."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            start = good_balance(sb)
+            sale = keyed_purchase(t, 2_500, "000002", "100000")
+            assert (await ask(sb, t, sale))["39"] == "00"
+            void = void_of(sale, "000003", "101000")
+            assert (await ask(sb, t, void))["39"] == "00"
+            assert good_balance(sb) == start
+            assert (await ask(sb, t, settlement(t, "000004", (0, 0), (0, 0))))["39"] == "00"
+
+            assert (await ask(sb, t, reversal_of(void)))["39"] == "00"
+            assert good_balance(sb) == start - 2_500
+            assert held(sb) == 0, "a hold nothing will ever capture"
+            assert balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_reversing_a_void_of_a_reversed_sale_charges_nothing(tmp_path: Path) -> None:
+    """The sale was voided and then reversed itself; the void's reversal arriving last must
+    not put the sale's money back on hold: nothing of that sale stands."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            start = good_balance(sb)
+            sale = keyed_purchase(t, 4_000, "000002", "100000")
+            assert (await ask(sb, t, sale))["39"] == "00"
+            void = void_of(sale, "000003", "101000")
+            assert (await ask(sb, t, void))["39"] == "00"
+            assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
+            assert (await ask(sb, t, reversal_of(void)))["39"] == "00"
+            assert good_balance(sb) == start
+            # The batch settles with nothing in it: no sale, no refund.
+            assert (await ask(sb, t, settlement(t, "000004", (0, 0), (0, 0))))["39"] == "00"
+            assert good_balance(sb) == start
+            assert balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
