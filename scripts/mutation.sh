@@ -20,7 +20,7 @@ if [ $# -eq 0 ]; then
     "${p}process__*" "${p}_decide__*" "${p}_replay__*" "${p}_card__*" "${p}_pin__*" \
     "${p}_risk__*" "${p}_open_batch__*" "${p}_transfer_id__*" "${p}_purchase__*" \
     "${p}_void__*" "${p}_check_same_card__*" "${p}_refund__*" "${p}_reject_if_reversed__*" \
-    "${p}_reversal__*" "${p}_undo_refund__*" "${p}_undo_purchase__*" "${p}host_totals__*" \
+    "${p}_reversal__*" "${p}_undo_void__*" "${p}_undo_refund__*" "${p}_undo_purchase__*" "${p}host_totals__*" \
     "${p}_settle_batch__*" "${p}_settlement__*" "${p}_batch_upload__*" \
     "${e}void__*" "${e}refund__*" "${e}_money_txn__*" "${e}_make_room__*" \
     "${e}_send_money_txn__*" "${e}_finish__*" "${e}_after_failure__*" "${e}recover__*" \

@@ -744,7 +744,12 @@ def bench_fuzz(
     ] = 20_000,
     seconds: Annotated[
         float,
-        typer.Option(min=1.0, max=86_400, help="length of the run (the floods' phases share it)"),
+        typer.Option(
+            min=1.0,
+            max=86_400,
+            help="length of the phases (calm and floods share it); a last calm then"
+            " finishes the frames, for at most as long again",
+        ),
     ] = 30.0,
     seed: Annotated[
         int | None, typer.Option(min=0, max=2**63 - 1, help="seed (default: random, printed)")

@@ -47,9 +47,7 @@ def void_of(sale: dict[str, Any], stan: str, time: str) -> dict[str, Any]:
     }
 
 
-def refund_of(
-    sale: dict[str, Any], rrn: str, amount: int, stan: str, time: str
-) -> dict[str, Any]:
+def refund_of(sale: dict[str, Any], rrn: str, amount: int, stan: str, time: str) -> dict[str, Any]:
     fields = {k: v for k, v in sale.items() if k not in ("52", "23", "55")}
     return {
         **fields,

@@ -3,9 +3,9 @@ approved — every transfer made during the run belongs to a request whose answe
 saw with 39 = 00 (amount included), or to an approved settlement.
 
 Transfer ids say which request made them (smartpos/host/processor.py): ``TID:class:MMDD:
-STAN:suffix`` for a request's own transfer (hold, void, refund, reversal, rehold),
-``<hold id>:capture`` for a settlement's capture, ``TID:upload:batch:row:undo`` for a batch
-upload end's undo.
+STAN:suffix`` for a request's own transfer (hold, void, refund, reversal, and a reversal's
+rehold, charge or refunds), ``<hold id>:capture`` for a settlement's capture,
+``TID:upload:batch:row:undo`` for a batch upload end's undo.
 """
 
 from __future__ import annotations

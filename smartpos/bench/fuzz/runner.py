@@ -5,8 +5,9 @@ seconds, seeded.
 
 Phases, each a share of ``seconds``: calm, then one flood each (raw TCP, stuck handshakes,
 idle TLS links, slow readers), then calm again. The frame fuzz runs across all phases until
-``frames`` frames are sent. Afterwards the host is stopped, its log read (tracebacks, reject
-lines) and its ledger audited (:mod:`smartpos.bench.fuzz.audit`).
+``frames`` frames are sent: the last calm goes on until then, for at most ``seconds`` more.
+Afterwards the host is stopped, its log read (tracebacks, reject lines) and its ledger
+audited (:mod:`smartpos.bench.fuzz.audit`).
 """
 
 from __future__ import annotations
@@ -352,6 +353,11 @@ class Run:
             if running is not None:
                 flood_stop.set()
                 self.report.floods.append(await running)
+        # The floods slow the frames down; the last calm goes on until the frame budget is
+        # spent, at most as long again as the whole run (bounded in time either way).
+        overrun_until = time.monotonic() + self.cfg.seconds
+        while self.sent < self.cfg.frames and time.monotonic() < overrun_until:
+            await asyncio.sleep(min(0.2, max(0.0, overrun_until - time.monotonic())))
         self.stop.set()
 
 
