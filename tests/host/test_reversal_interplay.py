@@ -189,3 +189,72 @@ def test_reversing_a_void_of_a_reversed_sale_charges_nothing(tmp_path: Path) -> 
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_a_void_reversed_in_its_open_batch_is_captured_at_settlement(tmp_path: Path) -> None:
+    """The void's reversal puts the sale's hold back (another sale came first, so the void
+    must find its own); the settlement then captures it: the card pays both sales once,
+    and nothing stays on hold."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            start = good_balance(sb)
+            first = keyed_purchase(t, 1_100, "000002", "090000")
+            assert (await ask(sb, t, first))["39"] == "00"
+            sale = keyed_purchase(t, 2_500, "000003", "100000")
+            assert (await ask(sb, t, sale))["39"] == "00"
+            void = void_of(sale, "000004", "101000")
+            assert (await ask(sb, t, void))["39"] == "00"
+            assert (await ask(sb, t, reversal_of(void)))["39"] == "00"
+            assert good_balance(sb) == start - 3_600
+            assert held(sb) == 3_600
+            done = await ask(sb, t, settlement(t, "000005", (3_600, 2), (0, 0)))
+            assert done["39"] == "00" and done["48"][-1] == "1"  # balanced
+            assert (good_balance(sb), held(sb)) == (start - 3_600, 0)
+            assert balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("settle_first", [False, True], ids=["held", "captured"])
+def test_undoing_a_void_or_a_refund_is_posted_even_if_the_card_spent_it(
+    tmp_path: Path, settle_first: bool
+) -> None:
+    """Between a void (or refund) and its reversal the card spent everything: the reversal
+    still takes the money back — the void or refund never happened for the terminal, and
+    the customer left with the goods — so the card goes below zero, by exactly that much."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            other = keyed_purchase(t, 700, "000002", "090000")
+            assert (await ask(sb, t, other))["39"] == "00"
+            sale = keyed_purchase(t, 2_500, "000003", "100000")
+            assert (await ask(sb, t, sale))["39"] == "00"
+            void = void_of(sale, "000004", "101000")
+            assert (await ask(sb, t, void))["39"] == "00"
+            resent = await ask(sb, t, other)  # a resend: the stored answer, its RRN
+            refund = refund_of(other, resent["37"], 300, "000005", "102000")
+            assert (await ask(sb, t, refund))["39"] == "00"
+            # Spend all that is left (two purchases under the single-transaction limit).
+            left = good_balance(sb)
+            spent = 0
+            for stan, amount in (("000006", left // 2), ("000007", left - left // 2)):
+                assert (await ask(sb, t, keyed_purchase(t, amount, stan, "103000")))["39"] == "00"
+                spent += amount
+            assert good_balance(sb) == 0
+            if settle_first:
+                totals = ((700 + spent), 3), (300, 1)
+                assert (await ask(sb, t, settlement(t, "000008", *totals)))["39"] == "00"
+            assert (await ask(sb, t, reversal_of(void)))["39"] == "00"
+            assert good_balance(sb) == -2_500
+            assert (await ask(sb, t, reversal_of(refund)))["39"] == "00"
+            assert good_balance(sb) == -2_800
+            assert balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
