@@ -125,7 +125,7 @@ def test_reversing_a_partly_refunded_sale_takes_its_refund_back(
             assert good_balance(sb) == start - 7_000
 
             assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
-            assert good_balance(sb) == start
+            assert (good_balance(sb), held(sb)) == (start, 0)
             assert (await ask(sb, t, reversal_of(refund)))["39"] == "00"
             assert good_balance(sb) == start
             # Nothing is left to refund of a sale that was reversed.
@@ -254,6 +254,57 @@ def test_undoing_a_void_or_a_refund_is_posted_even_if_the_card_spent_it(
             assert good_balance(sb) == -2_500
             assert (await ask(sb, t, reversal_of(refund)))["39"] == "00"
             assert good_balance(sb) == -2_800
+            assert balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_reversing_a_fully_refunded_captured_sale_moves_nothing(tmp_path: Path) -> None:
+    """Captured, then refunded in full, then reversed: the card already has it all back."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            start = good_balance(sb)
+            sale = keyed_purchase(t, 4_000, "000002", "100000")
+            approved = await ask(sb, t, sale)
+            assert (await ask(sb, t, settlement(t, "000003", (4_000, 1), (0, 0))))["39"] == "00"
+            refund = refund_of(sale, approved["37"], 4_000, "000004", "110000")
+            refund["60"] = F60(TYPE_REFUND, "000002").encode()
+            assert (await ask(sb, t, refund))["39"] == "00"
+            assert good_balance(sb) == start
+            assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
+            assert (good_balance(sb), held(sb)) == (start, 0)
+            assert balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_a_reversed_refund_gives_its_sale_back_what_can_be_refunded(tmp_path: Path) -> None:
+    """Two sales; 30.00 of the second is refunded and the refund reversed: the second can
+    be refunded in full again, and the first no further than its own amount."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            start = good_balance(sb)
+            first = keyed_purchase(t, 10_000, "000002", "090000")
+            first_rrn = (await ask(sb, t, first))["37"]
+            second = keyed_purchase(t, 5_000, "000003", "100000")
+            second_rrn = (await ask(sb, t, second))["37"]
+            refund = refund_of(second, second_rrn, 3_000, "000004", "110000")
+            assert (await ask(sb, t, refund))["39"] == "00"
+            assert (await ask(sb, t, reversal_of(refund)))["39"] == "00"
+            assert good_balance(sb) == start - 15_000
+            again = refund_of(second, second_rrn, 5_000, "000005", "111000")
+            assert (await ask(sb, t, again))["39"] == "00"
+            over = refund_of(first, first_rrn, 10_001, "000006", "112000")
+            assert (await ask(sb, t, over))["39"] == "64"
+            assert good_balance(sb) == start - 10_000
             assert balanced(sb)
             await t.link.close()
 
