@@ -1,0 +1,67 @@
+"""The host's rules for a void (protocol.md §8.5): it names its sale by batch and trace of
+this terminal, and nothing else — not another terminal's sale under the same numbers, not
+a refund — and a void it cannot read is a format error that changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.host.test_duplicates import ask, good_balance, keyed_purchase
+from tests.host.test_reversal_interplay import balanced, held, refund_of, void_of
+from tests.sandbox import running_sandbox
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_void_names_only_a_sale_of_its_own_terminal(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            a = sb.terminal(profile=sb.profile)
+            b = sb.terminal(tid="10000002", profile=sb.profile)
+            await a.sign_on()
+            await b.sign_on()
+            start = good_balance(sb)
+            sale = keyed_purchase(a, 2_000, "000002", "100000")
+            rrn = (await ask(sb, a, sale))["37"]
+            # Terminal B holds no sale under batch 000001 trace 000002: A's is not B's.
+            foreign = {**void_of(sale, "000003", "101000"), "41": b.tid}
+            assert (await ask(sb, b, foreign))["39"] == "25"
+            # A refund is not a sale: a void naming the refund's trace finds nothing.
+            refund = refund_of(sale, rrn, 500, "000004", "102000")
+            assert (await ask(sb, a, refund))["39"] == "00"
+            of_refund = {**void_of(sale, "000005", "103000"), "4": f"{500:012d}"}
+            of_refund["61"] = of_refund["61"][:6] + "000004" + of_refund["61"][12:]
+            assert (await ask(sb, a, of_refund))["39"] == "25"
+            # No sale at all under that trace.
+            nothing = void_of(sale, "000006", "104000")
+            nothing["61"] = nothing["61"][:6] + "000099" + nothing["61"][12:]
+            assert (await ask(sb, a, nothing))["39"] == "25"
+            assert (good_balance(sb), held(sb)) == (start - 1_500, 2_000)
+            assert balanced(sb)
+            await a.link.close()
+            await b.link.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("missing", ["4", "61"])
+def test_a_void_without_its_amount_or_original_is_a_format_error(
+    tmp_path: Path, missing: str
+) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            sale = keyed_purchase(t, 2_000, "000002", "100000")
+            assert (await ask(sb, t, sale))["39"] == "00"
+            before = good_balance(sb)
+            void = void_of(sale, "000003", "101000")
+            del void[missing]
+            assert (await ask(sb, t, void))["39"] == "30"
+            assert (good_balance(sb), held(sb)) == (before, 2_000)
+            await t.link.close()
+
+    asyncio.run(go())
