@@ -260,8 +260,12 @@ def test_undoing_a_void_or_a_refund_is_posted_even_if_the_card_spent_it(
     asyncio.run(go())
 
 
-def test_reversing_a_fully_refunded_captured_sale_moves_nothing(tmp_path: Path) -> None:
-    """Captured, then refunded in full, then reversed: the card already has it all back."""
+@pytest.mark.parametrize("refunded", [4_000, 3_999])
+def test_reversing_a_refunded_captured_sale_gives_back_what_is_left(
+    tmp_path: Path, refunded: int
+) -> None:
+    """Captured, then refunded in full (or all but 0.01), then reversed: the card gets back
+    what it has not had back yet — nothing, or 0.01."""
 
     async def go() -> None:
         async with running_sandbox(tmp_path, tls=False) as sb:
@@ -271,10 +275,10 @@ def test_reversing_a_fully_refunded_captured_sale_moves_nothing(tmp_path: Path) 
             sale = keyed_purchase(t, 4_000, "000002", "100000")
             approved = await ask(sb, t, sale)
             assert (await ask(sb, t, settlement(t, "000003", (4_000, 1), (0, 0))))["39"] == "00"
-            refund = refund_of(sale, approved["37"], 4_000, "000004", "110000")
+            refund = refund_of(sale, approved["37"], refunded, "000004", "110000")
             refund["60"] = F60(TYPE_REFUND, "000002").encode()
             assert (await ask(sb, t, refund))["39"] == "00"
-            assert good_balance(sb) == start
+            assert good_balance(sb) == start - 4_000 + refunded
             assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
             assert (good_balance(sb), held(sb)) == (start, 0)
             assert balanced(sb)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from smartpos.protocol.messages import F60, TYPE_VOID
 from tests.host.test_duplicates import ask, good_balance, keyed_purchase
 from tests.host.test_reversal_interplay import balanced, held, refund_of, void_of
 from tests.sandbox import running_sandbox
@@ -62,6 +63,32 @@ def test_a_void_without_its_amount_or_original_is_a_format_error(
             del void[missing]
             assert (await ask(sb, t, void))["39"] == "30"
             assert (good_balance(sb), held(sb)) == (before, 2_000)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_a_void_is_refused_12_where_it_cannot_undo_the_sale(tmp_path: Path) -> None:
+    """From another batch, of a voided sale, of a partly refunded sale: 12, nothing moves."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            start = good_balance(sb)
+            sale = keyed_purchase(t, 2_000, "000002", "100000")
+            assert (await ask(sb, t, sale))["39"] == "00"
+            later = void_of(sale, "000003", "101000")
+            later["60"] = F60(TYPE_VOID, "000002").encode()  # the terminal's next batch
+            assert (await ask(sb, t, later))["39"] == "12"
+            assert (await ask(sb, t, void_of(sale, "000004", "102000")))["39"] == "00"
+            assert (await ask(sb, t, void_of(sale, "000005", "103000")))["39"] == "12"
+            other = keyed_purchase(t, 3_000, "000006", "104000")
+            rrn = (await ask(sb, t, other))["37"]
+            assert (await ask(sb, t, refund_of(other, rrn, 100, "000007", "105000")))["39"] == "00"
+            assert (await ask(sb, t, void_of(other, "000008", "106000")))["39"] == "12"
+            assert (good_balance(sb), held(sb)) == (start - 2_900, 3_000)
+            assert balanced(sb)
             await t.link.close()
 
     asyncio.run(go())
