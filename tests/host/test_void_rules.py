@@ -92,3 +92,26 @@ def test_a_void_is_refused_12_where_it_cannot_undo_the_sale(tmp_path: Path) -> N
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_a_void_must_match_its_sale_in_amount_and_reference(tmp_path: Path) -> None:
+    """Another amount: 64; another RRN in 37: 25; the sale's own: approved, once."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            start = good_balance(sb)
+            sale = keyed_purchase(t, 2_000, "000002", "100000")
+            rrn = (await ask(sb, t, sale))["37"]
+            other_amount = {**void_of(sale, "000003", "101000"), "4": f"{1_999:012d}"}
+            assert (await ask(sb, t, other_amount))["39"] == "64"
+            other_rrn = {**void_of(sale, "000004", "102000"), "37": "999999999999"}
+            assert (await ask(sb, t, other_rrn))["39"] == "25"
+            assert (good_balance(sb), held(sb)) == (start - 2_000, 2_000)
+            own = {**void_of(sale, "000005", "103000"), "37": rrn}
+            assert (await ask(sb, t, own))["39"] == "00"
+            assert (good_balance(sb), held(sb)) == (start, 0)
+            await t.link.close()
+
+    asyncio.run(go())
