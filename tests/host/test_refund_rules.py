@@ -64,3 +64,18 @@ def test_a_refund_without_its_amount_or_reference_is_a_format_error(
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_a_refund_of_zero_is_refused_13(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            sale = keyed_purchase(t, 5_000, "000002", "100000")
+            rrn = (await ask(sb, t, sale))["37"]
+            before = good_balance(sb)
+            assert (await ask(sb, t, refund_of(sale, rrn, 0, "000003", "101000")))["39"] == "13"
+            assert good_balance(sb) == before
+            await t.link.close()
+
+    asyncio.run(go())

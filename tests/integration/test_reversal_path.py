@@ -147,6 +147,46 @@ def test_an_unanswered_sale_is_reversed_by_its_own_fields(tmp_path: Path) -> Non
     asyncio.run(go())
 
 
+class MacBreaking(Recording):
+    """A recording link that breaks the MAC of the first answer to a 0200."""
+
+    def __init__(self, link: HostLink) -> None:
+        super().__init__(link)
+        self.broken = False
+
+    async def exchange(self, message: bytes, timeout_ms: int | None = None) -> bytes:
+        answer = await super().exchange(message, timeout_ms)
+        if self.sent[-1]["t"] == "0200" and not self.broken:
+            self.broken = True
+            return answer[:-1] + bytes([answer[-1] ^ 0x01])
+        return answer
+
+
+def test_an_answer_with_a_bad_mac_is_reversed_as_such(tmp_path: Path) -> None:
+    """The host approved, but the answer's MAC fails: the terminal cannot trust it, so it
+    reverses the sale at once, saying why (39 = A0, not 98), and tells the cashier the
+    sale was reversed."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = sb.terminal()
+            t.profile = replace(t.profile, reversal_backoff_ms=5)
+            t.link = MacBreaking(t.link)
+            t.link.profile = t.profile
+            assert (await t.sign_on()).result == "approved"
+            before = balance_of(sb, GOOD)
+            r = await t.sale(1_800, CardInput.parse(GOOD.pan), PIN)
+            assert (r.result, r.reversal) == ("error", "sent"), r
+            assert r.message.endswith("; the transaction was reversed"), r.message
+            reversal = next(f for f in t.link.sent if f["t"] == "0400")
+            assert reversal["39"] == "A0" and reversal["11"] == r.stan
+            assert balance_of(sb, GOOD) == before
+            assert status_of(t, r.journal_id) == "reversed"
+            await t.link.close()
+
+    asyncio.run(go())
+
+
 def test_a_reversal_the_host_cannot_take_stays_pending(tmp_path: Path) -> None:
     """A reversal answered with anything but 00 (here the host fails: 96) is still owed:
     it stays pending, the terminal takes no new card work, and it goes out again until the
@@ -158,6 +198,7 @@ def test_a_reversal_the_host_cannot_take_stays_pending(tmp_path: Path) -> None:
         async with running_sandbox(tmp_path) as sb:
             t = sb.terminal()
             t.profile = replace(t.profile, response_timeout_ms=400, reversal_backoff_ms=5)
+            t.link = Recording(t.link)
             t.link.profile = t.profile
             assert (await t.sign_on()).result == "approved"
             reverse_as_is = processor._HANDLERS[TxnType.REVERSAL]
@@ -171,6 +212,9 @@ def test_a_reversal_the_host_cannot_take_stays_pending(tmp_path: Path) -> None:
                 silent = by_label_prefix("UnionPay debit, issuer silent")
                 lost = await t.sale(2_200, CardInput.parse(silent.pan), PIN)
                 assert lost.reversal == "queued" and t.pending_reversals() == 1
+                assert lost.message.endswith(
+                    "; reversal queued, it is sent before the next transaction"
+                ), lost.message
                 assert await t.flush_reversals() == 1
                 with pytest.raises(TerminalError, match="reversal is still waiting"):
                     await t.sale(100, CardInput.parse(GOOD.pan), PIN)
@@ -179,6 +223,9 @@ def test_a_reversal_the_host_cannot_take_stays_pending(tmp_path: Path) -> None:
             assert balance_of(sb, GOOD) == before  # the refused sale never left
             assert await t.flush_reversals() == 0
             assert status_of(t, lost.journal_id) == "reversed"
+            # The first attempt is a 0400, every repeat a 0401 (protocol.md §9.3).
+            mtis = [f["t"] for f in t.link.sent if f["t"] in ("0400", "0401")]
+            assert len(mtis) >= 3 and mtis[0] == "0400" and set(mtis[1:]) == {"0401"}, mtis
             assert (await t.sale(100, CardInput.parse(GOOD.pan), PIN)).result == "approved"
             assert_ledger_balanced(sb)
             await t.link.close()
@@ -215,6 +262,7 @@ def test_only_a_maced_answer_can_say_nothing_is_left_to_reverse(tmp_path: Path) 
         async with running_sandbox(tmp_path) as sb:
             t = sb.terminal()
             t.profile = replace(t.profile, response_timeout_ms=400, reversal_backoff_ms=5)
+            t.link = Recording(t.link)
             t.link.profile = t.profile
             assert (await t.sign_on()).result == "approved"
             reverse_as_is = processor._HANDLERS[TxnType.REVERSAL]
