@@ -104,7 +104,12 @@ def test_a_reversal_undoes_only_its_own_request(tmp_path: Path) -> None:
             # A reversal of a different request that reused the trace (other time, other
             # amount): the host holds no such request (25), keeps the sale's hold and
             # remembers nothing of it.
-            for other in ({**sale, "12": "170000"}, {**sale, "4": "000000000700"}):
+            for other in (
+                {**sale, "12": "170000"},
+                {**sale, "4": "000000000700"},
+                {**sale, "3": "200000"},
+                {**sale, "49": "840"},
+            ):
                 assert (await ask(sb, t, reversal_of(other)))["39"] == "25"
                 assert good_balance(sb) == before - 5000
             # The sale's own reversal releases the hold, once; its repeat is a resend.
