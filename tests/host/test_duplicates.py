@@ -109,6 +109,8 @@ def test_a_reversal_undoes_only_its_own_request(tmp_path: Path) -> None:
                 {**sale, "4": "000000000700"},
                 {**sale, "3": "200000"},
                 {**sale, "49": "840"},
+                {**sale, "60": "22000002000"},  # another batch
+                {**sale, "60": "23000001000"},  # another transaction type
             ):
                 assert (await ask(sb, t, reversal_of(other)))["39"] == "25"
                 assert good_balance(sb) == before - 5000
@@ -144,6 +146,32 @@ def test_a_reversal_before_its_original_blocks_it(tmp_path: Path) -> None:
             assert late["39"] == "12" and late.get("38") is None
             assert (await ask(sb, t, {**reversal_of(sale), "t": "0401"}))["39"] == "00"
             assert (good_balance(sb), transfer_count(sb)) == (before, moved)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("missing", ["3", "4", "60"])
+def test_a_reversal_without_what_names_its_original_is_a_format_error(
+    tmp_path: Path, missing: str
+) -> None:
+    """Without its processing code, amount or field 60 a reversal cannot be matched to
+    the request under its trace: 30, the sale keeps its money, nothing is remembered (the
+    complete reversal still works)."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            sale = keyed_purchase(t, 5000, "000010", "090000")
+            before = good_balance(sb)
+            assert (await ask(sb, t, sale))["39"] == "00"
+            partial = reversal_of(sale)
+            del partial[missing]
+            assert (await ask(sb, t, partial))["39"] == "30"
+            assert good_balance(sb) == before - 5000
+            assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
+            assert good_balance(sb) == before
             await t.link.close()
 
     asyncio.run(go())
