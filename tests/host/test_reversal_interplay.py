@@ -17,6 +17,7 @@ from smartpos.host.tables import accounts, cards
 from smartpos.protocol.messages import (
     F60,
     F61,
+    NET_BATCH_UPLOAD_END,
     NET_SETTLE,
     PROC_REFUND,
     PROC_VOID,
@@ -309,6 +310,69 @@ def test_a_reversed_refund_gives_its_sale_back_what_can_be_refunded(tmp_path: Pa
             over = refund_of(first, first_rrn, 10_001, "000006", "112000")
             assert (await ask(sb, t, over))["39"] == "64"
             assert good_balance(sb) == start - 10_000
+            assert balanced(sb)
+            await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_a_reversal_names_its_original_by_terminal_trace_and_date(tmp_path: Path) -> None:
+    """Another terminal's reversal under the same trace, or this terminal's under the same
+    trace on another day, is not about this sale: acknowledged (nothing of theirs was
+    posted), and the sale keeps its money."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            a = sb.terminal(profile=sb.profile)
+            b = sb.terminal(tid="10000002", profile=sb.profile)
+            await a.sign_on()
+            await b.sign_on()
+            start = good_balance(sb)
+            sale = keyed_purchase(a, 2_000, "000002", "100000")
+            assert (await ask(sb, a, sale))["39"] == "00"
+            theirs = {**reversal_of(sale), "41": b.tid}
+            assert (await ask(sb, b, theirs))["39"] == "00"
+            other_day = {**reversal_of(sale), "13": "1124"}
+            assert (await ask(sb, a, other_day))["39"] == "00"
+            assert (good_balance(sb), held(sb)) == (start - 2_000, 2_000)
+            assert balanced(sb)
+            await a.link.close()
+            await b.link.close()
+
+    asyncio.run(go())
+
+
+def test_a_sale_undone_by_the_batch_upload_is_not_undone_again_by_its_reversal(
+    tmp_path: Path,
+) -> None:
+    """The terminal's batch does not hold the sale (its answer never arrived): the upload
+    end undoes it at the host. The sale's reversal, arriving after, finds it undone and
+    moves nothing — it used to be able to credit the card a second time."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            await t.sign_on()
+            start = good_balance(sb)
+            sale = keyed_purchase(t, 2_000, "000002", "100000")
+            assert (await ask(sb, t, sale))["39"] == "00"
+            answer = await ask(sb, t, settlement(t, "000003", (0, 0), (0, 0)))
+            assert answer["39"] == "00" and answer["48"][-1] == "2"  # not balanced
+            end = {
+                "t": "0320",
+                "11": "000004",
+                "12": "230100",
+                "13": "1123",
+                "41": t.tid,
+                "42": t.mid,
+                "48": "0000",
+                "60": F60(TYPE_NETWORK, BATCH, NET_BATCH_UPLOAD_END).encode(),
+                "63": "01 ",
+            }
+            assert (await ask(sb, t, end))["39"] == "00"
+            assert (good_balance(sb), held(sb)) == (start, 0)
+            assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
+            assert (good_balance(sb), held(sb)) == (start, 0)
             assert balanced(sb)
             await t.link.close()
 
