@@ -11,7 +11,7 @@ import pytest
 
 from smartpos.protocol.messages import F60, TYPE_VOID
 from tests.host.test_duplicates import ask, good_balance, keyed_purchase
-from tests.host.test_reversal_interplay import balanced, held, refund_of, void_of
+from tests.host.test_reversal_interplay import balanced, held, refund_of, settlement, void_of
 from tests.sandbox import running_sandbox
 
 pytestmark = pytest.mark.integration
@@ -113,5 +113,38 @@ def test_a_void_must_match_its_sale_in_amount_and_reference(tmp_path: Path) -> N
             assert (await ask(sb, t, own))["39"] == "00"
             assert (good_balance(sb), held(sb)) == (start, 0)
             await t.link.close()
+
+    asyncio.run(go())
+
+
+def test_a_settlement_captures_only_its_own_terminals_batch(tmp_path: Path) -> None:
+    """Terminal A settles batch 000001: terminal B's sale in its own batch 000001, and A's
+    sale already in its next batch, stay held — each can still be voided."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            a = sb.terminal(profile=sb.profile)
+            b = sb.terminal(tid="10000002", profile=sb.profile)
+            await a.sign_on()
+            await b.sign_on()
+            start = good_balance(sb)
+            settled = keyed_purchase(a, 1_000, "000002", "100000")
+            assert (await ask(sb, a, settled))["39"] == "00"
+            next_batch = {**keyed_purchase(a, 2_000, "000003", "100100"), "60": "22000002000"}
+            assert (await ask(sb, a, next_batch))["39"] == "00"
+            theirs = {**keyed_purchase(b, 3_000, "000002", "100200"), "41": b.tid}
+            assert (await ask(sb, b, theirs))["39"] == "00"
+            assert (await ask(sb, a, settlement(a, "000004", (1_000, 1), (0, 0))))["39"] == "00"
+            assert held(sb) == 5_000
+            void_next = void_of(next_batch, "000005", "101000")
+            void_next["60"] = F60(TYPE_VOID, "000002").encode()
+            void_next["61"] = "000002" + void_next["61"][6:]
+            assert (await ask(sb, a, void_next))["39"] == "00"
+            void_theirs = {**void_of(theirs, "000003", "101100"), "41": b.tid}
+            assert (await ask(sb, b, void_theirs))["39"] == "00"
+            assert (good_balance(sb), held(sb)) == (start - 1_000, 0)
+            assert balanced(sb)
+            await a.link.close()
+            await b.link.close()
 
     asyncio.run(go())
