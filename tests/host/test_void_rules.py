@@ -148,3 +148,32 @@ def test_a_settlement_captures_only_its_own_terminals_batch(tmp_path: Path) -> N
             await b.link.close()
 
     asyncio.run(go())
+
+
+def test_each_terminal_settles_its_batch_once(tmp_path: Path) -> None:
+    """B settles its batch 000001, then A its own: each is recorded for its terminal, so
+    A's settlement again is 77 (never settled twice), and B's is too."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            a = sb.terminal(profile=sb.profile)
+            b = sb.terminal(tid="10000002", profile=sb.profile)
+            await a.sign_on()
+            await b.sign_on()
+            start = good_balance(sb)
+            assert (await ask(sb, a, keyed_purchase(a, 1_000, "000002", "100000")))["39"] == "00"
+            theirs = {**keyed_purchase(b, 3_000, "000002", "100200"), "41": b.tid}
+            assert (await ask(sb, b, theirs))["39"] == "00"
+            b_settles = {**settlement(b, "000003", (3_000, 1), (0, 0)), "41": b.tid}
+            assert (await ask(sb, b, b_settles))["39"] == "00"
+            assert (await ask(sb, a, settlement(a, "000003", (1_000, 1), (0, 0))))["39"] == "00"
+            assert (good_balance(sb), held(sb)) == (start - 4_000, 0)
+            again = await ask(sb, a, settlement(a, "000004", (1_000, 1), (0, 0)))
+            assert again["39"] == "77"
+            b_again = {**settlement(b, "000004", (3_000, 1), (0, 0)), "41": b.tid}
+            assert (await ask(sb, b, b_again))["39"] == "77"
+            assert balanced(sb)
+            await a.link.close()
+            await b.link.close()
+
+    asyncio.run(go())
