@@ -177,3 +177,25 @@ def test_each_terminal_settles_its_batch_once(tmp_path: Path) -> None:
             await b.link.close()
 
     asyncio.run(go())
+
+
+def test_an_empty_batch_settles_once_at_the_host(tmp_path: Path) -> None:
+    """A 0500 for a batch the host has nothing of (another terminal has its own batch of
+    that number): balanced, recorded for this terminal, and 77 the second time."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            a = sb.terminal(profile=sb.profile)
+            b = sb.terminal(tid="10000002", profile=sb.profile)
+            await a.sign_on()
+            await b.sign_on()
+            theirs = {**keyed_purchase(b, 3_000, "000002", "100200"), "41": b.tid}
+            assert (await ask(sb, b, theirs))["39"] == "00"
+            first = await ask(sb, a, settlement(a, "000002", (0, 0), (0, 0)))
+            assert first["39"] == "00" and first["48"][-1] == "1"
+            assert (await ask(sb, a, settlement(a, "000003", (0, 0), (0, 0))))["39"] == "77"
+            assert held(sb) == 3_000  # B's batch is B's
+            await a.link.close()
+            await b.link.close()
+
+    asyncio.run(go())
