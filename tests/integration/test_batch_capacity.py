@@ -278,3 +278,38 @@ def test_a_settlement_the_host_could_not_complete_keeps_the_batch_open(
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_the_batch_closes_before_a_card_groups_amounts_overflow(tmp_path: Path) -> None:
+    """Field 48 holds each card group's amounts in twelve digits: a sale that would carry
+    the domestic (UnionPay) sales past them makes the terminal settle first; the same
+    sale on a foreign card, whose group is empty, does not — and nor does a refund, whose
+    own amounts are counted apart."""
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path) as sb:
+            t = sb.terminal()
+            nearly_full = TotalsGroup(TOTALS_AMOUNT_MAX_MINOR - 100, 3)
+            empty = TotalsGroup(0, 0)
+            t.totals = lambda conn, batch_no: SettlementTotals(nearly_full, empty)  # type: ignore[method-assign]
+            settled: list[str] = []
+
+            async def settle() -> dict[str, str]:
+                settled.append(t.batch_no())
+                return {"result": "balanced"}
+
+            t.settle = settle  # type: ignore[method-assign]
+            assert await t._make_room("sale", 100, "unionpay") is None
+            assert await t._make_room("refund", 101, "unionpay") is None
+            assert settled == []
+            # Through a real sale: the card's brand picks the group.
+            assert (await t.sign_on()).result == "approved"
+            foreign = await t.sale(101, CardInput.parse(NO_PIN.pan), None)
+            assert foreign.result == "approved" and settled == []
+            domestic = await t.sale(101, CardInput.parse(CATALOGUE[0].pan), CATALOGUE[0].pin)
+            assert domestic.result == "approved", domestic
+            assert settled == [t.batch_no()]
+            assert domestic.message.endswith("was full and has been settled: balanced)")
+            await t.link.close()
+
+    asyncio.run(go())
