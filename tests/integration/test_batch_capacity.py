@@ -309,6 +309,7 @@ def test_the_batch_closes_before_a_card_groups_amounts_overflow(tmp_path: Path) 
             domestic = await t.sale(101, CardInput.parse(CATALOGUE[0].pan), CATALOGUE[0].pin)
             assert domestic.result == "approved", domestic
             assert settled == [t.batch_no()]
+            assert domestic.message.startswith("Approved (batch ")
             assert domestic.message.endswith("was full and has been settled: balanced)")
             await t.link.close()
 

@@ -49,6 +49,19 @@ def test_void_finds_the_sale_it_is_asked_for(tmp_path: Path) -> None:
             # By voucher number, the one printed on the slip.
             by_invoice = await t.void(invoice_no=second.invoice_no)
             assert by_invoice.result == "approved" and by_invoice.amount_minor == 2_000
+            # The void's record and slip name the sale's card (masked) and brand.
+            assert (by_invoice.pan_masked, by_invoice.brand) == (
+                second.pan_masked,
+                second.brand,
+            )
+            assert by_invoice.pan_masked.endswith(GOOD.pan[-4:]) and "*" in by_invoice.pan_masked
+            with t.engine.connect() as conn:
+                row = conn.execute(
+                    select(journal.c.pan_masked, journal.c.brand).where(
+                        journal.c.id == by_invoice.journal_id
+                    )
+                ).one()
+            assert tuple(row) == (second.pan_masked, "unionpay")
             assert status_of(t, second.journal_id) == "voided"
             assert status_of(t, first.journal_id) == "approved"
             sent = sb.service.stats.requests
