@@ -56,12 +56,17 @@ def test_void_finds_the_sale_it_is_asked_for(tmp_path: Path) -> None:
             )
             assert by_invoice.pan_masked.endswith(GOOD.pan[-4:]) and "*" in by_invoice.pan_masked
             with t.engine.connect() as conn:
-                row = conn.execute(
-                    select(journal.c.pan_masked, journal.c.brand).where(
-                        journal.c.id == by_invoice.journal_id
+                rows = {
+                    r.id: (r.pan_masked, r.brand, r.entry_mode)
+                    for r in conn.execute(
+                        select(journal.c.id, journal.c.pan_masked, journal.c.brand,
+                               journal.c.entry_mode).where(  # fmt: skip
+                            journal.c.id.in_((by_invoice.journal_id, second.journal_id))
+                        )
                     )
-                ).one()
-            assert tuple(row) == (second.pan_masked, "unionpay")
+                }
+            assert rows[by_invoice.journal_id] == rows[second.journal_id]
+            assert rows[second.journal_id][1:] == ("unionpay", "manual")
             assert status_of(t, second.journal_id) == "voided"
             assert status_of(t, first.journal_id) == "approved"
             sent = sb.service.stats.requests
