@@ -59,10 +59,12 @@ def test_void_finds_the_sale_it_is_asked_for(tmp_path: Path) -> None:
                 rows = {
                     r.id: (r.pan_masked, r.brand, r.entry_mode)
                     for r in conn.execute(
-                        select(journal.c.id, journal.c.pan_masked, journal.c.brand,
-                               journal.c.entry_mode).where(  # fmt: skip
-                            journal.c.id.in_((by_invoice.journal_id, second.journal_id))
-                        )
+                        select(
+                            journal.c.id,
+                            journal.c.pan_masked,
+                            journal.c.brand,
+                            journal.c.entry_mode,
+                        ).where(journal.c.id.in_((by_invoice.journal_id, second.journal_id)))
                     )
                 }
             assert rows[by_invoice.journal_id] == rows[second.journal_id]
