@@ -79,3 +79,68 @@ def test_a_refund_of_zero_is_refused_13(tmp_path: Path) -> None:
             await t.link.close()
 
     asyncio.run(go())
+
+
+def test_a_refund_needs_the_card_the_merchant_and_what_is_left(tmp_path: Path) -> None:
+    """Without card data: 30; from another merchant's terminal: 25; beyond what is left of
+    the sale: 64; of a voided sale: 12. None of them moves money."""
+    from sqlalchemy import update
+
+    from smartpos.host.sandbox import ensure_merchant
+    from smartpos.host.tables import terminals
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            other = sb.terminal(tid="10000002", profile=sb.profile)
+            await t.sign_on()
+            await other.sign_on()
+            # The second terminal belongs to another merchant (moved there at the host).
+            other_mid = "898310048169999"
+            ensure_merchant(sb.host, other_mid, "another shop")
+            with sb.host.engine.begin() as conn:
+                conn.execute(
+                    update(terminals).where(terminals.c.tid == other.tid).values(mid=other_mid)
+                )
+            sb.service.reload_terminals()
+            sale = keyed_purchase(t, 5_000, "000002", "100000")
+            rrn = (await ask(sb, t, sale))["37"]
+            voided = keyed_purchase(t, 2_000, "000003", "100100")
+            voided_rrn = (await ask(sb, t, voided))["37"]
+            assert (await ask(sb, t, void_of(voided, "000004", "100200")))["39"] == "00"
+            before = good_balance(sb)
+
+            cardless = refund_of(sale, rrn, 1_000, "000005", "101000")
+            del cardless["2"]
+            assert (await ask(sb, t, cardless))["39"] == "30"
+            foreign = {
+                **refund_of(sale, rrn, 1_000, "000002", "101100"),
+                "41": other.tid,
+                "42": other_mid,
+            }
+            assert (await ask(sb, other, foreign))["39"] == "25"
+            assert (await ask(sb, t, refund_of(sale, rrn, 5_001, "000006", "101200")))["39"] == "64"
+            assert (await ask(sb, t, refund_of(voided, voided_rrn, 100, "000007", "101300")))[
+                "39"
+            ] == "12"
+            assert (good_balance(sb), held(sb)) == (before, 5_000)
+            assert balanced(sb)
+            await t.link.close()
+            await other.link.close()
+
+    asyncio.run(go())
+
+
+def test_a_sale_before_sign_on_is_refused_with_the_reason(tmp_path: Path) -> None:
+    from smartpos.host.testcards import CATALOGUE
+    from smartpos.terminal.engine import CardInput, TerminalError
+
+    async def go() -> None:
+        async with running_sandbox(tmp_path, tls=False) as sb:
+            t = sb.terminal(profile=sb.profile)
+            no_pin = next(c for c in CATALOGUE if not c.pin_required)
+            with pytest.raises(TerminalError, match=r"^no MAC key: sign on first"):
+                await t.sale(100, CardInput.parse(no_pin.pan), None)
+            await t.link.close()
+
+    asyncio.run(go())
