@@ -481,7 +481,7 @@ class SimTerminal:
     async def connect(self, host: str, port: int, tls: bool) -> None:
         ssl_ctx = None
         if tls:
-            from smartpos.host.tls import pinned_client_context
+            from smartpos.protocol.tls import pinned_client_context
 
             ssl_ctx = pinned_client_context()
         self._reader, self._writer = await asyncio.open_connection(host, port, ssl=ssl_ctx)

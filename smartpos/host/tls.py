@@ -1,4 +1,5 @@
-"""The host's TLS identity: a self-signed certificate made on first run, pinned by terminals."""
+"""The host's TLS identity: a self-signed certificate made on first run, pinned by terminals
+(the client side, which terminals use, is :mod:`smartpos.protocol.tls`)."""
 
 from __future__ import annotations
 
@@ -70,20 +71,3 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert_path, key_path)
     return ctx
-
-
-def pinned_client_context() -> ssl.SSLContext:
-    """Client context for a pinned self-signed host: chain validation is replaced by the
-    fingerprint check the link does right after the handshake (and before sending)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def peer_fingerprint(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str:
-    der = ssl_object.getpeercert(binary_form=True)
-    if der is None:
-        raise ssl.SSLError("host presented no certificate")
-    return hashlib.sha256(der).hexdigest()

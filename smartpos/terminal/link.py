@@ -8,7 +8,6 @@ import os
 import ssl
 from typing import Protocol
 
-from smartpos.host.tls import peer_fingerprint, pinned_client_context
 from smartpos.protocol.framing import (
     Frame,
     FramingError,
@@ -18,6 +17,7 @@ from smartpos.protocol.framing import (
     read_body,
 )
 from smartpos.protocol.profiles import AcquirerProfile
+from smartpos.protocol.tls import peer_fingerprint, pinned_client_context
 
 
 class LinkError(Exception):

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from smartpos.host.tls import pinned_client_context
+from smartpos.protocol.tls import pinned_client_context
 
 KINDS = ("raw", "handshake", "idle-tls", "slow-reader")
 CONNECT_TIMEOUT_S = 5.0

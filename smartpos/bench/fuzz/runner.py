@@ -32,10 +32,10 @@ from smartpos.bench.fuzz.mutate import FieldFuzzer, Keys
 from smartpos.bench.fuzz.report import FuzzReport, read_host_log
 from smartpos.bench.host import BENCH_MID, BENCH_PIN, SimTerminal, prepare_host
 from smartpos.config import Settings
-from smartpos.host.tls import pinned_client_context
 from smartpos.protocol import codec
 from smartpos.protocol.framing import FramingError, read_body
 from smartpos.protocol.profiles import AcquirerProfile, get_profile
+from smartpos.protocol.tls import pinned_client_context
 
 PHASES = (("calm", 0.1), ("raw", 0.2), ("handshake", 0.2), ("idle-tls", 0.2),
           ("slow-reader", 0.2), ("calm-after", 0.1))  # fmt: skip
