@@ -5,6 +5,8 @@ money; a reversal undoes only the request it is the reversal of (protocol.md §9
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from smartpos.host.tables import cards
 from smartpos.protocol import codec
 from smartpos.terminal.engine import Terminal
 from tests.host.test_bad_input import GOOD, frame, purchase_fields, send_raw, transfer_count
-from tests.sandbox import Sandbox, running_sandbox
+from tests.sandbox import TID, Sandbox, running_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +35,21 @@ async def ask(sb: Sandbox, t: Terminal, fields: dict[str, Any]) -> dict[str, str
     resp = await send_raw(sb, frame(sb, codec.encode(fields, mac=t._mac)))
     assert resp is not None
     return codec.decode(resp)
+
+
+@contextlib.asynccontextmanager
+async def signed_on(tmp_path: Path, *more: str) -> AsyncIterator[tuple[Sandbox, list[Terminal]]]:
+    """A sandbox host without TLS and its signed-on terminals — 10000001, then the TIDs in
+    ``more`` — for requests the test builds field by field; their links closed after."""
+    async with running_sandbox(tmp_path, tls=False) as sb:
+        terminals = [sb.terminal(tid, profile=sb.profile) for tid in (TID, *more)]
+        for t in terminals:
+            await t.sign_on()
+        try:
+            yield sb, terminals
+        finally:
+            for t in terminals:
+                await t.link.close()
 
 
 def keyed_purchase(t: Terminal, amount: int, stan: str, time: str) -> dict[str, Any]:
@@ -56,9 +73,7 @@ def test_a_reused_trace_is_not_a_retransmission(tmp_path: Path) -> None:
     money moved. Now only an exact resend is answered from the store."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             first = keyed_purchase(t, 1234, "000002", "101010")
             before = good_balance(sb)
             approved = await ask(sb, t, first)
@@ -83,7 +98,6 @@ def test_a_reused_trace_is_not_a_retransmission(tmp_path: Path) -> None:
             assert (await ask(sb, t, other_pin))["39"] == "94"
             assert transfer_count(sb) == moved
             assert good_balance(sb) == before - 1234
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -95,9 +109,7 @@ def test_a_reversal_undoes_only_its_own_request(tmp_path: Path) -> None:
     money."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             sale = keyed_purchase(t, 5000, "000010", "090000")
             before = good_balance(sb)
             assert (await ask(sb, t, sale))["39"] == "00"
@@ -125,7 +137,6 @@ def test_a_reversal_undoes_only_its_own_request(tmp_path: Path) -> None:
             assert (good_balance(sb), transfer_count(sb)) == (before, moved)
             with sb.host.engine.connect() as conn:
                 assert check(conn).balanced
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -136,9 +147,7 @@ def test_a_reversal_before_its_original_blocks_it(tmp_path: Path) -> None:
     and never holds money."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             sale = keyed_purchase(t, 4200, "000020", "120000")
             before, moved = good_balance(sb), transfer_count(sb)
             assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
@@ -146,7 +155,6 @@ def test_a_reversal_before_its_original_blocks_it(tmp_path: Path) -> None:
             assert late["39"] == "12" and late.get("38") is None
             assert (await ask(sb, t, {**reversal_of(sale), "t": "0401"}))["39"] == "00"
             assert (good_balance(sb), transfer_count(sb)) == (before, moved)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -160,9 +168,7 @@ def test_a_reversal_without_what_names_its_original_is_a_format_error(
     complete reversal still works)."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             sale = keyed_purchase(t, 5000, "000010", "090000")
             before = good_balance(sb)
             assert (await ask(sb, t, sale))["39"] == "00"
@@ -172,6 +178,5 @@ def test_a_reversal_without_what_names_its_original_is_a_format_error(
             assert good_balance(sb) == before - 5000
             assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
             assert good_balance(sb) == before
-            await t.link.close()
 
     asyncio.run(go())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.host.test_duplicates import ask, good_balance, keyed_purchase
+from tests.host.test_duplicates import ask, good_balance, keyed_purchase, signed_on
 from tests.host.test_reversal_interplay import balanced, held, refund_of, void_of
 from tests.sandbox import running_sandbox
 
@@ -18,9 +18,7 @@ pytestmark = pytest.mark.integration
 
 def test_a_refund_names_a_sale_by_its_rrn_only(tmp_path: Path) -> None:
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             start = good_balance(sb)
             sale = keyed_purchase(t, 5_000, "000002", "100000")
             rrn = (await ask(sb, t, sale))["37"]
@@ -41,7 +39,6 @@ def test_a_refund_names_a_sale_by_its_rrn_only(tmp_path: Path) -> None:
             assert (await ask(sb, t, unknown))["39"] == "25"
             assert (good_balance(sb), held(sb)) == (start - 4_000, 5_000)
             assert balanced(sb)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -51,9 +48,7 @@ def test_a_refund_without_its_amount_or_reference_is_a_format_error(
     tmp_path: Path, missing: str
 ) -> None:
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             sale = keyed_purchase(t, 5_000, "000002", "100000")
             rrn = (await ask(sb, t, sale))["37"]
             before = good_balance(sb)
@@ -61,22 +56,18 @@ def test_a_refund_without_its_amount_or_reference_is_a_format_error(
             del refund[missing]
             assert (await ask(sb, t, refund))["39"] == "30"
             assert good_balance(sb) == before
-            await t.link.close()
 
     asyncio.run(go())
 
 
 def test_a_refund_of_zero_is_refused_13(tmp_path: Path) -> None:
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             sale = keyed_purchase(t, 5_000, "000002", "100000")
             rrn = (await ask(sb, t, sale))["37"]
             before = good_balance(sb)
             assert (await ask(sb, t, refund_of(sale, rrn, 0, "000003", "101000")))["39"] == "13"
             assert good_balance(sb) == before
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -90,11 +81,7 @@ def test_a_refund_needs_the_card_the_merchant_and_what_is_left(tmp_path: Path) -
     from smartpos.host.tables import terminals
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            other = sb.terminal(tid="10000002", profile=sb.profile)
-            await t.sign_on()
-            await other.sign_on()
+        async with signed_on(tmp_path, "10000002") as (sb, [t, other]):
             # The second terminal belongs to another merchant (moved there at the host).
             other_mid = "898310048169999"
             ensure_merchant(sb.host, other_mid, "another shop")
@@ -125,8 +112,6 @@ def test_a_refund_needs_the_card_the_merchant_and_what_is_left(tmp_path: Path) -
             ] == "12"
             assert (good_balance(sb), held(sb)) == (before, 5_000)
             assert balanced(sb)
-            await t.link.close()
-            await other.link.close()
 
     asyncio.run(go())
 

@@ -29,8 +29,8 @@ from smartpos.protocol.messages import (
 )
 from smartpos.terminal.engine import Terminal
 from tests.host.test_bad_input import GOOD
-from tests.host.test_duplicates import ask, good_balance, keyed_purchase, reversal_of
-from tests.sandbox import Sandbox, running_sandbox
+from tests.host.test_duplicates import ask, good_balance, keyed_purchase, reversal_of, signed_on
+from tests.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -109,9 +109,7 @@ def test_reversing_a_partly_refunded_sale_takes_its_refund_back(
     arriving after, moves nothing more."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             start = good_balance(sb)
             sale = keyed_purchase(t, 10_000, "000002", "100000")
             approved = await ask(sb, t, sale)
@@ -135,7 +133,6 @@ def test_reversing_a_partly_refunded_sale_takes_its_refund_back(
             assert (await ask(sb, t, again))["39"] == "12"
             assert good_balance(sb) == start
             assert balanced(sb)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -147,9 +144,7 @@ def test_a_void_reversed_after_its_batch_settled_charges_the_sale(tmp_path: Path
     to be put back as a hold that stayed on the card's funds for ever."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             start = good_balance(sb)
             sale = keyed_purchase(t, 2_500, "000002", "100000")
             assert (await ask(sb, t, sale))["39"] == "00"
@@ -162,7 +157,6 @@ def test_a_void_reversed_after_its_batch_settled_charges_the_sale(tmp_path: Path
             assert good_balance(sb) == start - 2_500
             assert held(sb) == 0, "a hold nothing will ever capture"
             assert balanced(sb)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -172,9 +166,7 @@ def test_reversing_a_void_of_a_reversed_sale_charges_nothing(tmp_path: Path) -> 
     not put the sale's money back on hold: nothing of that sale stands."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             start = good_balance(sb)
             sale = keyed_purchase(t, 4_000, "000002", "100000")
             assert (await ask(sb, t, sale))["39"] == "00"
@@ -187,7 +179,6 @@ def test_reversing_a_void_of_a_reversed_sale_charges_nothing(tmp_path: Path) -> 
             assert (await ask(sb, t, settlement(t, "000004", (0, 0), (0, 0))))["39"] == "00"
             assert good_balance(sb) == start
             assert balanced(sb)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -198,9 +189,7 @@ def test_a_void_reversed_in_its_open_batch_is_captured_at_settlement(tmp_path: P
     and nothing stays on hold."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             start = good_balance(sb)
             first = keyed_purchase(t, 1_100, "000002", "090000")
             assert (await ask(sb, t, first))["39"] == "00"
@@ -215,7 +204,6 @@ def test_a_void_reversed_in_its_open_batch_is_captured_at_settlement(tmp_path: P
             assert done["39"] == "00" and done["48"][-1] == "1"  # balanced
             assert (good_balance(sb), held(sb)) == (start - 3_600, 0)
             assert balanced(sb)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -229,9 +217,7 @@ def test_undoing_a_void_or_a_refund_is_posted_even_if_the_card_spent_it(
     the customer left with the goods — so the card goes below zero, by exactly that much."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             other = keyed_purchase(t, 700, "000002", "090000")
             assert (await ask(sb, t, other))["39"] == "00"
             sale = keyed_purchase(t, 2_500, "000003", "100000")
@@ -256,7 +242,6 @@ def test_undoing_a_void_or_a_refund_is_posted_even_if_the_card_spent_it(
             assert (await ask(sb, t, reversal_of(refund)))["39"] == "00"
             assert good_balance(sb) == -2_800
             assert balanced(sb)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -269,9 +254,7 @@ def test_reversing_a_refunded_captured_sale_gives_back_what_is_left(
     what it has not had back yet — nothing, or 0.01."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             start = good_balance(sb)
             sale = keyed_purchase(t, 4_000, "000002", "100000")
             approved = await ask(sb, t, sale)
@@ -283,7 +266,6 @@ def test_reversing_a_refunded_captured_sale_gives_back_what_is_left(
             assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
             assert (good_balance(sb), held(sb)) == (start, 0)
             assert balanced(sb)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -293,9 +275,7 @@ def test_a_reversed_refund_gives_its_sale_back_what_can_be_refunded(tmp_path: Pa
     be refunded in full again, and the first no further than its own amount."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             start = good_balance(sb)
             first = keyed_purchase(t, 10_000, "000002", "090000")
             first_rrn = (await ask(sb, t, first))["37"]
@@ -311,7 +291,6 @@ def test_a_reversed_refund_gives_its_sale_back_what_can_be_refunded(tmp_path: Pa
             assert (await ask(sb, t, over))["39"] == "64"
             assert good_balance(sb) == start - 10_000
             assert balanced(sb)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -322,11 +301,7 @@ def test_a_reversal_names_its_original_by_terminal_trace_and_date(tmp_path: Path
     posted), and the sale keeps its money."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            a = sb.terminal(profile=sb.profile)
-            b = sb.terminal(tid="10000002", profile=sb.profile)
-            await a.sign_on()
-            await b.sign_on()
+        async with signed_on(tmp_path, "10000002") as (sb, [a, b]):
             start = good_balance(sb)
             sale = keyed_purchase(a, 2_000, "000002", "100000")
             assert (await ask(sb, a, sale))["39"] == "00"
@@ -336,8 +311,6 @@ def test_a_reversal_names_its_original_by_terminal_trace_and_date(tmp_path: Path
             assert (await ask(sb, a, other_day))["39"] == "00"
             assert (good_balance(sb), held(sb)) == (start - 2_000, 2_000)
             assert balanced(sb)
-            await a.link.close()
-            await b.link.close()
 
     asyncio.run(go())
 
@@ -350,9 +323,7 @@ def test_a_sale_undone_by_the_batch_upload_is_not_undone_again_by_its_reversal(
     moves nothing — it used to be able to credit the card a second time."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             start = good_balance(sb)
             sale = keyed_purchase(t, 2_000, "000002", "100000")
             assert (await ask(sb, t, sale))["39"] == "00"
@@ -374,6 +345,5 @@ def test_a_sale_undone_by_the_batch_upload_is_not_undone_again_by_its_reversal(
             assert (await ask(sb, t, reversal_of(sale)))["39"] == "00"
             assert (good_balance(sb), held(sb)) == (start, 0)
             assert balanced(sb)
-            await t.link.close()
 
     asyncio.run(go())

@@ -10,20 +10,15 @@ from pathlib import Path
 import pytest
 
 from smartpos.protocol.messages import F60, TYPE_VOID
-from tests.host.test_duplicates import ask, good_balance, keyed_purchase
+from tests.host.test_duplicates import ask, good_balance, keyed_purchase, signed_on
 from tests.host.test_reversal_interplay import balanced, held, refund_of, settlement, void_of
-from tests.sandbox import running_sandbox
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_void_names_only_a_sale_of_its_own_terminal(tmp_path: Path) -> None:
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            a = sb.terminal(profile=sb.profile)
-            b = sb.terminal(tid="10000002", profile=sb.profile)
-            await a.sign_on()
-            await b.sign_on()
+        async with signed_on(tmp_path, "10000002") as (sb, [a, b]):
             start = good_balance(sb)
             sale = keyed_purchase(a, 2_000, "000002", "100000")
             rrn = (await ask(sb, a, sale))["37"]
@@ -42,8 +37,6 @@ def test_a_void_names_only_a_sale_of_its_own_terminal(tmp_path: Path) -> None:
             assert (await ask(sb, a, nothing))["39"] == "25"
             assert (good_balance(sb), held(sb)) == (start - 1_500, 2_000)
             assert balanced(sb)
-            await a.link.close()
-            await b.link.close()
 
     asyncio.run(go())
 
@@ -53,9 +46,7 @@ def test_a_void_without_its_amount_or_original_is_a_format_error(
     tmp_path: Path, missing: str
 ) -> None:
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             sale = keyed_purchase(t, 2_000, "000002", "100000")
             assert (await ask(sb, t, sale))["39"] == "00"
             before = good_balance(sb)
@@ -63,7 +54,6 @@ def test_a_void_without_its_amount_or_original_is_a_format_error(
             del void[missing]
             assert (await ask(sb, t, void))["39"] == "30"
             assert (good_balance(sb), held(sb)) == (before, 2_000)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -72,9 +62,7 @@ def test_a_void_is_refused_12_where_it_cannot_undo_the_sale(tmp_path: Path) -> N
     """From another batch, of a voided sale, of a partly refunded sale: 12, nothing moves."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             start = good_balance(sb)
             sale = keyed_purchase(t, 2_000, "000002", "100000")
             assert (await ask(sb, t, sale))["39"] == "00"
@@ -89,7 +77,6 @@ def test_a_void_is_refused_12_where_it_cannot_undo_the_sale(tmp_path: Path) -> N
             assert (await ask(sb, t, void_of(other, "000008", "106000")))["39"] == "12"
             assert (good_balance(sb), held(sb)) == (start - 2_900, 3_000)
             assert balanced(sb)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -98,9 +85,7 @@ def test_a_void_must_match_its_sale_in_amount_and_reference(tmp_path: Path) -> N
     """Another amount: 64; another RRN in 37: 25; the sale's own: approved, once."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            t = sb.terminal(profile=sb.profile)
-            await t.sign_on()
+        async with signed_on(tmp_path) as (sb, [t]):
             start = good_balance(sb)
             sale = keyed_purchase(t, 2_000, "000002", "100000")
             rrn = (await ask(sb, t, sale))["37"]
@@ -112,7 +97,6 @@ def test_a_void_must_match_its_sale_in_amount_and_reference(tmp_path: Path) -> N
             own = {**void_of(sale, "000005", "103000"), "37": rrn}
             assert (await ask(sb, t, own))["39"] == "00"
             assert (good_balance(sb), held(sb)) == (start, 0)
-            await t.link.close()
 
     asyncio.run(go())
 
@@ -122,17 +106,13 @@ def test_a_settlement_captures_only_its_own_terminals_batch(tmp_path: Path) -> N
     sale already in its next batch, stay held — each can still be voided."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            a = sb.terminal(profile=sb.profile)
-            b = sb.terminal(tid="10000002", profile=sb.profile)
-            await a.sign_on()
-            await b.sign_on()
+        async with signed_on(tmp_path, "10000002") as (sb, [a, b]):
             start = good_balance(sb)
             settled = keyed_purchase(a, 1_000, "000002", "100000")
             assert (await ask(sb, a, settled))["39"] == "00"
             next_batch = {**keyed_purchase(a, 2_000, "000003", "100100"), "60": "22000002000"}
             assert (await ask(sb, a, next_batch))["39"] == "00"
-            theirs = {**keyed_purchase(b, 3_000, "000002", "100200"), "41": b.tid}
+            theirs = keyed_purchase(b, 3_000, "000002", "100200")
             assert (await ask(sb, b, theirs))["39"] == "00"
             assert (await ask(sb, a, settlement(a, "000004", (1_000, 1), (0, 0))))["39"] == "00"
             assert held(sb) == 5_000
@@ -144,8 +124,6 @@ def test_a_settlement_captures_only_its_own_terminals_batch(tmp_path: Path) -> N
             assert (await ask(sb, b, void_theirs))["39"] == "00"
             assert (good_balance(sb), held(sb)) == (start - 1_000, 0)
             assert balanced(sb)
-            await a.link.close()
-            await b.link.close()
 
     asyncio.run(go())
 
@@ -155,26 +133,20 @@ def test_each_terminal_settles_its_batch_once(tmp_path: Path) -> None:
     A's settlement again is 77 (never settled twice), and B's is too."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            a = sb.terminal(profile=sb.profile)
-            b = sb.terminal(tid="10000002", profile=sb.profile)
-            await a.sign_on()
-            await b.sign_on()
+        async with signed_on(tmp_path, "10000002") as (sb, [a, b]):
             start = good_balance(sb)
             assert (await ask(sb, a, keyed_purchase(a, 1_000, "000002", "100000")))["39"] == "00"
-            theirs = {**keyed_purchase(b, 3_000, "000002", "100200"), "41": b.tid}
+            theirs = keyed_purchase(b, 3_000, "000002", "100200")
             assert (await ask(sb, b, theirs))["39"] == "00"
-            b_settles = {**settlement(b, "000003", (3_000, 1), (0, 0)), "41": b.tid}
+            b_settles = settlement(b, "000003", (3_000, 1), (0, 0))
             assert (await ask(sb, b, b_settles))["39"] == "00"
             assert (await ask(sb, a, settlement(a, "000003", (1_000, 1), (0, 0))))["39"] == "00"
             assert (good_balance(sb), held(sb)) == (start - 4_000, 0)
             again = await ask(sb, a, settlement(a, "000004", (1_000, 1), (0, 0)))
             assert again["39"] == "77"
-            b_again = {**settlement(b, "000004", (3_000, 1), (0, 0)), "41": b.tid}
+            b_again = settlement(b, "000004", (3_000, 1), (0, 0))
             assert (await ask(sb, b, b_again))["39"] == "77"
             assert balanced(sb)
-            await a.link.close()
-            await b.link.close()
 
     asyncio.run(go())
 
@@ -184,18 +156,12 @@ def test_an_empty_batch_settles_once_at_the_host(tmp_path: Path) -> None:
     that number): balanced, recorded for this terminal, and 77 the second time."""
 
     async def go() -> None:
-        async with running_sandbox(tmp_path, tls=False) as sb:
-            a = sb.terminal(profile=sb.profile)
-            b = sb.terminal(tid="10000002", profile=sb.profile)
-            await a.sign_on()
-            await b.sign_on()
-            theirs = {**keyed_purchase(b, 3_000, "000002", "100200"), "41": b.tid}
+        async with signed_on(tmp_path, "10000002") as (sb, [a, b]):
+            theirs = keyed_purchase(b, 3_000, "000002", "100200")
             assert (await ask(sb, b, theirs))["39"] == "00"
             first = await ask(sb, a, settlement(a, "000002", (0, 0), (0, 0)))
             assert first["39"] == "00" and first["48"][-1] == "1"
             assert (await ask(sb, a, settlement(a, "000003", (0, 0), (0, 0))))["39"] == "77"
             assert held(sb) == 3_000  # B's batch is B's
-            await a.link.close()
-            await b.link.close()
 
     asyncio.run(go())
