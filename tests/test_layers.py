@@ -33,11 +33,11 @@ def _imports(path: Path, root: Path = ROOT) -> set[str]:
     return {m for m in found if m == "smartpos" or m.startswith("smartpos.")}
 
 
-def _reached_from(start: str, root: Path = ROOT) -> dict[str, str]:
-    """Every smartpos module reached from ``start``, with the module that imported it."""
+def _reached_from(starts: list[str], root: Path = ROOT) -> dict[str, str]:
+    """Every smartpos module reached from ``starts``, with the module that imported it."""
     modules = {_module_of(p, root): p for p in root.rglob("*.py")}
-    seen: dict[str, str] = {start: ""}
-    todo = [start]
+    seen = dict.fromkeys(starts, "")
+    todo = list(starts)
     while todo:
         name = todo.pop()
         path = modules.get(name)
@@ -53,9 +53,8 @@ def _reached_from(start: str, root: Path = ROOT) -> dict[str, str]:
 
 
 def _host_modules_reached(root: Path = ROOT) -> dict[str, str]:
-    reached: dict[str, str] = {}
-    for path in (root / "terminal").rglob("*.py"):
-        reached.update(_reached_from(_module_of(path, root), root))
+    terminal = [_module_of(path, root) for path in (root / "terminal").rglob("*.py")]
+    reached = _reached_from(terminal, root)
     return {m: by for m, by in reached.items() if m.split(".")[:2] == ["smartpos", "host"]}
 
 
