@@ -52,9 +52,10 @@ from smartpos.config import Settings, load_settings
 from smartpos.logs import setup_logging
 
 if TYPE_CHECKING:
+    from smartpos.cards.reading import CardInput
     from smartpos.db.lock import ProcessLock
     from smartpos.host.sandbox import HostRuntime
-    from smartpos.terminal.engine import CardInput, Terminal, TxnResult
+    from smartpos.terminal.engine import Terminal, TxnResult
 
 app = App(
     no_args_is_help=True,

@@ -29,6 +29,7 @@ from psec.des import apply_key_variant
 from sqlalchemy import Engine
 
 from smartpos.cards.emv import TEST_IMK_AC
+from smartpos.cards.reading import CardInput
 from smartpos.config import Settings
 from smartpos.host.pipeline import HostService
 from smartpos.host.processor import Processor
@@ -42,7 +43,7 @@ from smartpos.protocol.codec import Fields
 from smartpos.protocol.framing import decode_body
 from smartpos.protocol.messages import F60, F61, SettlementTotals
 from smartpos.protocol.profiles import get_profile
-from smartpos.terminal.engine import CardInput, Terminal, TxnResult
+from smartpos.terminal.engine import Terminal, TxnResult
 from smartpos.terminal.link import InProcessLink
 from smartpos.terminal.setup import open_terminal_db, provision
 

@@ -35,11 +35,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from smartpos.cards.reading import CardInput
 from smartpos.host.ledger import available, check
 from smartpos.host.tables import cards, requests, transfers
 from smartpos.host.testcards import CATALOGUE, TestCard, by_label_prefix
 from smartpos.protocol.messages import ENTRY_CONTACTLESS, ENTRY_NAMES
-from smartpos.terminal.engine import CardInput, Terminal, TerminalError
+from smartpos.terminal.engine import Terminal, TerminalError
 from smartpos.terminal.link import HostLink
 from smartpos.terminal.tables import journal, reversals
 from tests.faults.proxy import FAULTS, FaultProxy

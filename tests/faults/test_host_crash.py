@@ -27,10 +27,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
+from smartpos.cards.reading import CardInput
 from smartpos.config import Settings
 from smartpos.host.sandbox import ensure_merchant, open_host, provision_terminal, seed_test_cards
 from smartpos.protocol.profiles import get_profile
-from smartpos.terminal.engine import CardInput, Terminal, TerminalError
+from smartpos.terminal.engine import Terminal, TerminalError
 from smartpos.terminal.link import HostLink
 from smartpos.terminal.setup import open_terminal_db, provision
 from smartpos.terminal.tables import journal

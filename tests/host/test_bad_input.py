@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from smartpos.cards.reading import CardInput
 from smartpos.cards.tlv import encode_tlv
 from smartpos.host.ledger import check
 from smartpos.host.tables import terminals, transfers
@@ -20,7 +21,7 @@ from smartpos.keys.mac import compute_mac
 from smartpos.protocol import codec
 from smartpos.protocol.framing import Frame, Tpdu, encode_frame, read_body
 from smartpos.protocol.messages import F60, NET_SIGN_ON, TYPE_NETWORK, trace_after
-from smartpos.terminal.engine import CardInput, Terminal
+from smartpos.terminal.engine import Terminal
 from tests.sandbox import Sandbox, running_sandbox
 
 pytestmark = pytest.mark.integration

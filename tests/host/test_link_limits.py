@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from smartpos.cards.reading import CardInput
 from smartpos.host.links import LinkLimits
 from smartpos.protocol import codec
 from smartpos.protocol.framing import Frame, Tpdu, encode_frame, read_body
 from smartpos.protocol.messages import F60, NET_ECHO, TYPE_NETWORK
 from smartpos.protocol.tls import pinned_client_context
-from smartpos.terminal.engine import CardInput
 from tests.host.test_bad_input import GOOD
 from tests.sandbox import TID, running_sandbox
 

@@ -117,8 +117,9 @@ def test_a_refund_needs_the_card_the_merchant_and_what_is_left(tmp_path: Path) -
 
 
 def test_a_sale_before_sign_on_is_refused_with_the_reason(tmp_path: Path) -> None:
+    from smartpos.cards.reading import CardInput
     from smartpos.host.testcards import CATALOGUE
-    from smartpos.terminal.engine import CardInput, TerminalError
+    from smartpos.terminal.engine import TerminalError
 
     async def go() -> None:
         async with running_sandbox(tmp_path, tls=False) as sb:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from smartpos.cards.reading import CardInput
 from smartpos.host.ledger import check
 from smartpos.host.tables import batches, requests, transfers
 from smartpos.host.testcards import CATALOGUE
@@ -32,7 +33,6 @@ from smartpos.protocol.messages import (
     TotalsGroup,
 )
 from smartpos.protocol.profiles import AcquirerProfile, ProfileError
-from smartpos.terminal.engine import CardInput
 from smartpos.terminal.tables import journal, settlements
 from tests.host.test_bad_input import frame, send_raw
 from tests.sandbox import running_sandbox

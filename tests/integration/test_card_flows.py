@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from smartpos.cards.reading import CardInput
 from smartpos.host import processor
 from smartpos.host.ledger import available, check
 from smartpos.host.tables import cards, terminals
 from smartpos.host.testcards import CATALOGUE, TestCard, by_label_prefix
-from smartpos.terminal.engine import CardInput, Terminal, TerminalError
+from smartpos.terminal.engine import Terminal, TerminalError
 from tests.sandbox import Sandbox, running_sandbox
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from smartpos.cards import CardError
+from smartpos.cards.reading import CardInput
 from smartpos.host import processor
 from smartpos.host.testcards import CATALOGUE, by_label_prefix
 from smartpos.receipts.text import render_text
-from smartpos.terminal.engine import CardInput, TerminalError, card_or_error
+from smartpos.terminal.engine import TerminalError, card_or_error
 from smartpos.terminal.receipts import receipts_for
 from smartpos.terminal.tables import journal
 from tests.integration.test_card_flows import assert_ledger_balanced, balance_of, signed_on

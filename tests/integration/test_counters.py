@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from smartpos.cards.reading import CardInput
 from smartpos.config import Settings
 from smartpos.host.ledger import check
 from smartpos.host.tables import batches, requests
 from smartpos.host.testcards import CATALOGUE
-from smartpos.terminal.engine import CardInput, Terminal
+from smartpos.terminal.engine import Terminal
 from smartpos.terminal.setup import open_terminal_db
 from tests.integration.test_card_flows import balance_of
 from tests.sandbox import TID, Sandbox, running_sandbox

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from smartpos.cards.reading import CardInput
 from smartpos.host.testcards import CATALOGUE
-from smartpos.terminal.engine import CardInput, Terminal, TerminalError
+from smartpos.terminal.engine import Terminal, TerminalError
 from smartpos.terminal.tables import journal, reversals
 from tests.sandbox import running_sandbox
 

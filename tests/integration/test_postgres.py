@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from smartpos.cards.reading import CardInput
 from smartpos.host.ledger import check
 from smartpos.host.testcards import CATALOGUE
-from smartpos.terminal.engine import CardInput
 from tests.integration.test_card_flows import balance_of
 from tests.pg import fresh_database
 from tests.sandbox import running_sandbox

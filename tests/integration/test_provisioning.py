@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from smartpos.cards.reading import CardInput
 from smartpos.config import Settings
 from smartpos.host.sandbox import provision_terminal
 from smartpos.host.testcards import CATALOGUE
-from smartpos.terminal.engine import CardInput
 from smartpos.terminal.link import HostLink
 from smartpos.terminal.setup import (
     ProvisionError,

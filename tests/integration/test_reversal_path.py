@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from smartpos.cards.reading import CardInput
 from smartpos.host.testcards import CATALOGUE, by_label_prefix
 from smartpos.protocol import codec
 from smartpos.protocol.framing import Frame, Tpdu, encode_frame
-from smartpos.terminal.engine import CardInput, Terminal, TerminalError
+from smartpos.terminal.engine import Terminal, TerminalError
 from smartpos.terminal.link import HostLink
 from smartpos.terminal.tables import journal, reversals
 from tests.integration.test_card_flows import assert_ledger_balanced, balance_of

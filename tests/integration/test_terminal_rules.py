@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from smartpos.cards.reading import CardInput
 from smartpos.host.testcards import CATALOGUE
 from smartpos.protocol import codec
 from smartpos.protocol.codes import describe
-from smartpos.terminal.engine import CardInput, Terminal, TerminalError
+from smartpos.terminal.engine import Terminal, TerminalError
 from smartpos.terminal.link import HostLink
 from smartpos.terminal.tables import journal, settlements, terminal_config
 from tests.integration.test_card_flows import assert_ledger_balanced, balance_of

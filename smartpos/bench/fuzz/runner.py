@@ -311,8 +311,9 @@ class Run:
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
     async def phases(self, port: int, terminal: Any, floods: Callable[[str], Flood | None]) -> None:
+        from smartpos.cards.reading import CardInput
         from smartpos.host.testcards import CATALOGUE
-        from smartpos.terminal.engine import CardInput, TerminalError
+        from smartpos.terminal.engine import TerminalError
 
         card = CATALOGUE[0]
         for name, share in PHASES:
