@@ -546,7 +546,7 @@ def terminal_settle(as_json: JsonOpt = False) -> Reply:
     from smartpos.commandline.replies import settle_reply
 
     async def settle(t: Terminal) -> dict[str, Any]:
-        return await t.settle()
+        return (await t.settle()).to_dict()
 
     return settle_reply(_on_terminal(settle), load_settings().currency)
 

@@ -43,7 +43,7 @@ from smartpos.protocol.codec import Fields
 from smartpos.protocol.framing import decode_body
 from smartpos.protocol.messages import F60, F61, SettlementTotals
 from smartpos.protocol.profiles import get_profile
-from smartpos.terminal.engine import Terminal, TxnResult
+from smartpos.terminal.engine import SettleReport, Terminal, TxnResult
 from smartpos.terminal.link import InProcessLink
 from smartpos.terminal.setup import open_terminal_db, provision
 
@@ -145,8 +145,10 @@ SCENARIO = (
 )
 
 
-def _expect(what: str, outcome: TxnResult | dict[str, Any], **wanted: object) -> None:
-    got = outcome.to_dict() if isinstance(outcome, TxnResult) else outcome
+def _expect(
+    what: str, outcome: TxnResult | SettleReport | dict[str, Any], **wanted: object
+) -> None:
+    got = outcome if isinstance(outcome, dict) else outcome.to_dict()
     wrong = {k: got.get(k) for k, v in wanted.items() if got.get(k) != v}
     if wrong:
         raise RuntimeError(f"the example {what} did not go as described: {wrong} ({got})")

@@ -41,7 +41,6 @@ from smartpos.protocol.messages import (
     TYPE_REFUND,
     SettlementTotals,
     SettleResult,
-    TotalsGroup,
     TxnType,
     balance_f54,
     request_class,
@@ -710,10 +709,6 @@ class Processor:
     # -- settlement ------------------------------------------------------------------------
 
     def host_totals(self, conn: Connection, tid: str, batch_no: str) -> SettlementTotals:
-        groups: dict[bool, dict[str, int]] = {
-            True: {"da": 0, "dc": 0, "ca": 0, "cc": 0},
-            False: {"da": 0, "dc": 0, "ca": 0, "cc": 0},
-        }
         rows = conn.execute(
             select(requests.c.kind, requests.c.amount_minor, requests.c.domestic).where(
                 and_(
@@ -724,19 +719,9 @@ class Processor:
                 )
             )
         )
-        for row in rows:
-            g = groups[bool(row.domestic)]
-            if row.kind == "purchase":
-                g["da"] += row.amount_minor
-                g["dc"] += 1
-            else:
-                g["ca"] += row.amount_minor
-                g["cc"] += 1
-
-        def group(g: dict[str, int]) -> TotalsGroup:
-            return TotalsGroup(g["da"], g["dc"], g["ca"], g["cc"])
-
-        return SettlementTotals(group(groups[True]), group(groups[False]))
+        return SettlementTotals.of(
+            (bool(row.domestic), row.kind == "refund", row.amount_minor) for row in rows
+        )
 
     def _settle_batch(self, conn: Connection, tid: str, batch_no: str, result: str) -> None:
         """Capture every hold of the batch's approved purchases, at most once each."""

@@ -6,6 +6,7 @@ within a message class (MTI with the repeat bit cleared).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -202,6 +203,18 @@ class SettlementTotals:
 
     def fits(self) -> bool:
         return self.domestic.fits() and self.foreign.fits()
+
+    @classmethod
+    def of(cls, entries: Iterable[tuple[bool, bool, int]]) -> SettlementTotals:
+        """The totals of a batch's approved sales and refunds, each given as (domestic card,
+        is a refund, amount). The terminal (from its journal) and the host (from its
+        request records) both count with this, so the two sides cannot count differently."""
+        acc = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
+        for domestic, refund, amount_minor in entries:
+            group = acc[bool(domestic)]
+            group[2 if refund else 0] += amount_minor
+            group[3 if refund else 1] += 1
+        return cls(TotalsGroup(*acc[True]), TotalsGroup(*acc[False]))
 
     @classmethod
     def decode(cls, text: str) -> tuple[SettlementTotals, SettleResult]:

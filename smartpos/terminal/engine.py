@@ -5,19 +5,23 @@ receipt → idle``. Before a money-moving request leaves, the journal row and an
 reversal are committed. A valid answer disarms the reversal in the same commit that records
 the outcome; a timeout, a lost link, a bad MAC or a crash leaves it pending, and it is sent
 (0400, repeats 0401) before anything else until the host acknowledges it.
+
+The rooms around it: ``journal`` (the database: counters, journal, reversals, batches),
+``reversals`` (store and forward), ``settlement`` (end of day), ``results`` and ``errors``
+(what callers get back). A caller-chosen order reference (``order_ref``) on a money-moving
+call is the idempotency key: the same reference again returns the stored result and sends
+nothing (``smartpos.services.terminal`` serializes calls per terminal).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import Engine, select, update
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan
 from smartpos.cards.emv import CID_TC, SimulatedChip, TerminalData, sandbox_application
@@ -44,12 +48,8 @@ from smartpos.protocol.messages import (
     ENTRY_SWIPE,
     F60,
     F61,
-    NET_BATCH_UPLOAD,
-    NET_BATCH_UPLOAD_END,
     NET_ECHO,
-    NET_SETTLE,
     NET_SIGN_ON,
-    NET_TC_ADVICE,
     PROC_BALANCE,
     PROC_PURCHASE,
     PROC_REFUND,
@@ -61,69 +61,37 @@ from smartpos.protocol.messages import (
     TYPE_REFUND,
     TYPE_VOID,
     SettlementTotals,
-    SettleResult,
-    TotalsGroup,
     entry_mode,
     parse_f54,
     response_mti,
     trace_after,
 )
 from smartpos.protocol.profiles import AcquirerProfile
+from smartpos.terminal import reversals as store_and_forward
+from smartpos.terminal import settlement
+from smartpos.terminal.errors import Refusal, TerminalError
+from smartpos.terminal.journal import STAN_MAX, DuplicateOrder, Journal
 from smartpos.terminal.link import Link, LinkError
-from smartpos.terminal.tables import (
-    chip_counters,
-    journal,
-    reversals,
-    settlements,
-    terminal_config,
-)
+from smartpos.terminal.results import Kind, Outcome, SettleOutcome, SettleReport, TxnResult
+from smartpos.terminal.tables import chip_counters, terminal_config
 
-OPERATOR = "01 "
-STAN_MAX = 999_999
+__all__ = [
+    "STAN_MAX",
+    "CardInput",
+    "Kind",
+    "Outcome",
+    "Refusal",
+    "SettleReport",
+    "Terminal",
+    "TerminalError",
+    "TxnResult",
+    "card_or_error",
+]
 
-
-class TerminalError(Exception):
-    """A request the terminal refuses before anything is sent (clear message, no change)."""
-
-
-CHIP_PSN = "01"  # PAN sequence number of the sandbox's simulated chip cards
-_TC_PAN = b"tc-advice-pan"  # vault context of a PAN kept sealed for its TC advice
+OPERATOR = settlement.OPERATOR
+CHIP_PSN = settlement.CHIP_PSN
 _RRN = re.compile(r"[0-9A-Za-z]{12}")  # field 37, an12
-# Answers to a reversal saying the host holds no request of ours under its trace (25: another
-# request holds it; 94: another reversal does): nothing of ours was posted (protocol.md §9.3).
-_NOT_HELD = ("25", "94")
 _ICC_ON_SLIP = (("AID", "84"), ("ARQC", "9F26"), ("ATC", "9F36"), ("TVR", "95"))
-
-
-@dataclass
-class TxnResult:
-    result: str  # approved | declined | error
-    response_code: str
-    message: str
-    kind: str
-    amount_minor: int = 0
-    currency: str = "CNY"
-    stan: str = ""
-    invoice_no: str = ""
-    batch_no: str = ""
-    auth_code: str = ""
-    rrn: str = ""
-    pan_masked: str = ""
-    brand: str = ""
-    entry_mode: str = ""
-    reversal: str | None = None  # None | "sent" | "queued"
-    balance_minor: int | None = None
-    journal_id: int | None = None
-    pin_verified: bool = False
-    icc: dict[str, str] = field(default_factory=dict)  # chip sale: AID, ARQC, ATC, TVR, TC (hex)
-    app_label: str = ""  # chip sale: the card application's label
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _unpredictable_number() -> bytes:
@@ -146,6 +114,7 @@ class Terminal:
     ) -> None:
         self._lock = lock  # held for this terminal by its opener, released by close()
         self.engine = engine
+        self.journal = Journal(engine)
         self.vault = vault
         self.profile = profile
         self.link = link
@@ -155,7 +124,7 @@ class Terminal:
         with engine.connect() as conn:
             cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
         if cfg is None:
-            raise TerminalError("terminal is not provisioned: run `smartpos terminal provision`")
+            raise TerminalError(Refusal.NOT_PROVISIONED)
         self.tid, self.mid, self.merchant_name = cfg.tid, cfg.mid, cfg.merchant_name
         self.tokenizer = PanTokenizer(vault.unseal(cfg.sealed_token_key, b"token_key"))
         self._tmk = vault.unseal(cfg.sealed_tmk, b"tmk:" + cfg.tid.encode())
@@ -171,28 +140,12 @@ class Terminal:
 
     # -- counters & state ------------------------------------------------------------------
 
-    def _cfg(self, conn: Connection) -> Any:
-        return conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).one()
+    _cfg = staticmethod(Journal.config)
 
     def batch_no(self) -> str:
-        with self.engine.connect() as conn:
-            return f"{self._cfg(conn).batch_no:06d}"
+        return self.journal.batch_no()
 
-    def _next_stan(self, conn: Connection) -> str:
-        cfg = self._cfg(conn)
-        stan = cfg.stan % STAN_MAX + 1
-        conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(stan=stan))
-        return f"{stan:06d}"
-
-    def _next_invoice(self, conn: Connection) -> str:
-        cfg = self._cfg(conn)
-        inv = cfg.invoice_no % STAN_MAX + 1
-        conn.execute(
-            update(terminal_config).where(terminal_config.c.id == 1).values(invoice_no=inv)
-        )
-        return f"{inv:06d}"
-
-    def _base(self, mti: str, stan: str, now: datetime) -> Fields:
+    def base(self, mti: str, stan: str, now: datetime) -> Fields:
         return {
             "t": mti,
             "11": stan,
@@ -202,11 +155,14 @@ class Terminal:
             "42": self.mid,
         }
 
+    def ccy(self) -> str:
+        return Money.of(0, self.currency).currency.numeric
+
     # -- messages --------------------------------------------------------------------------
 
     def _mac(self, data: bytes) -> bytes:
         if self._tak is None:
-            raise TerminalError("no MAC key: sign on first (`smartpos terminal signon`)")
+            raise TerminalError(Refusal.NOT_SIGNED_ON, key="MAC")
         return compute_mac(self.profile.mac_algorithm, self._tak, data)
 
     def _encode(self, fields: Fields, maced: bool) -> bytes:
@@ -236,6 +192,11 @@ class Terminal:
                 raise MessageError("approval without a MAC", "64", response_code=REVERSAL_MAC_ERROR)
         return resp
 
+    async def ask(self, req: Fields, *, maced: bool) -> Fields:
+        """Send ``req`` (MACed if ``maced`` and the profile uses MACs) and return the
+        matched, trusted answer. Raises LinkError or MessageError."""
+        return self._check_response(req, await self.link.exchange(self._encode(req, maced)), maced)
+
     # -- network management ----------------------------------------------------------------
 
     async def sign_on(self, *, _caught_up: bool = False) -> TxnResult:
@@ -243,10 +204,9 @@ class Terminal:
         host holds from this terminal (protocol.md §8.2). A sign-on refused as older than
         the last one accepted (94: the terminal's trace went back) is repeated once from
         the host's latest trace."""
-        with self.engine.begin() as conn:
-            stan = self._next_stan(conn)
+        stan = self.journal.take_stan()
         now = self.clock()
-        req = self._base("0800", stan, now)
+        req = self.base("0800", stan, now)
         req["60"] = F60(TYPE_NETWORK, self.batch_no(), NET_SIGN_ON).encode()
         req["63"] = OPERATOR
         # MACed under the TMK's sign-on variant: proves to the host that this terminal holds
@@ -260,34 +220,33 @@ class Terminal:
         try:
             resp = self._check_response(req, await self.link.exchange(message), False)
         except (LinkError, MessageError) as exc:
-            return TxnResult("error", "", f"sign-on failed: {exc}", "sign_on", stan=stan)
+            return TxnResult(Outcome.ERROR, "", f"sign-on failed: {exc}", Kind.SIGN_ON, stan=stan)
         rc = resp.get("39", "")
         moved, behind = self._catch_up(resp)
         if rc == "94" and moved and not _caught_up:
             return await self.sign_on(_caught_up=True)
         if rc != "00":
-            return TxnResult("declined", rc, describe(rc).en, "sign_on", stan=stan)
+            return TxnResult(Outcome.DECLINED, rc, describe(rc).en, Kind.SIGN_ON, stan=stan)
         if "62" not in resp:
             return TxnResult(
-                "error", rc, "the host approved the sign-on but sent no keys", "sign_on", stan=stan
+                Outcome.ERROR,
+                rc,
+                "the host approved the sign-on but sent no keys",
+                Kind.SIGN_ON,
+                stan=stan,
             )
         try:
             keys = unpack_f62(self._tmk, bytes.fromhex(resp["62"]))
         except (ValueError, KeyCheckError) as exc:
-            return TxnResult("error", rc, f"sign-on keys refused: {exc}", "sign_on", stan=stan)
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(terminal_config)
-                .where(terminal_config.c.id == 1)
-                .values(
-                    sealed_tpk=self.vault.seal(keys.tpk, b"tpk"),
-                    sealed_tak=self.vault.seal(keys.tak, b"tak"),
-                    signed_on_at=_now(),
-                )
+            return TxnResult(
+                Outcome.ERROR, rc, f"sign-on keys refused: {exc}", Kind.SIGN_ON, stan=stan
             )
+        self.journal.store_working_keys(
+            self.vault.seal(keys.tpk, b"tpk"), self.vault.seal(keys.tak, b"tak")
+        )
         self._tpk, self._tak = keys.tpk, keys.tak
         result = TxnResult(
-            "approved", rc, "signed on: new PIN and MAC keys loaded", "sign_on", stan=stan
+            Outcome.APPROVED, rc, "signed on: new PIN and MAC keys loaded", Kind.SIGN_ON, stan=stan
         )
         if behind:
             # This terminal's open batch is one the host has closed since (a restored
@@ -309,65 +268,42 @@ class Terminal:
             return False, False
         moved: dict[str, int] = {}
         behind = False
-        with self.engine.begin() as conn:
-            cfg = self._cfg(conn)
+        with self.engine.connect() as conn:
+            cfg = Journal.config(conn)
             if host is not None and trace_after(host.stan, f"{cfg.stan:06d}"):
                 moved["stan"] = int(host.stan)
             own_batch = f"{cfg.batch_no:06d}"
             if host_batch is not None and trace_after(host_batch, own_batch):
-                if self._batch_has_transactions(conn, own_batch):
+                if Journal.batch_has_transactions(conn, own_batch):
                     behind = True
                 else:
                     moved["batch_no"] = int(host_batch)
-            if moved:
-                conn.execute(
-                    update(terminal_config).where(terminal_config.c.id == 1).values(**moved)
-                )
+        if moved:
+            self.journal.move_counters(**moved)
         return bool(moved), behind
 
-    @staticmethod
-    def _batch_has_transactions(conn: Connection, batch_no: str) -> bool:
-        """Whether the batch holds anything to settle: an approved (or since voided) sale,
-        refund or void not settled yet."""
-        return (
-            conn.execute(
-                select(journal.c.id)
-                .where(
-                    and_(
-                        journal.c.batch_no == batch_no,
-                        journal.c.status.in_(("approved", "voided")),
-                        journal.c.settled.is_(False),
-                    )
-                )
-                .limit(1)
-            ).first()
-            is not None
-        )
-
     async def echo(self) -> TxnResult:
-        with self.engine.begin() as conn:
-            stan = self._next_stan(conn)
-        req = self._base("0820", stan, self.clock())
+        stan = self.journal.take_stan()
+        req = self.base("0820", stan, self.clock())
         req["60"] = F60(TYPE_NETWORK, self.batch_no(), NET_ECHO).encode()
         try:
-            resp = self._check_response(
-                req, await self.link.exchange(self._encode(req, False)), False
-            )
+            resp = await self.ask(req, maced=False)
         except (LinkError, MessageError) as exc:
-            return TxnResult("error", "", f"echo failed: {exc}", "echo", stan=stan)
+            return TxnResult(Outcome.ERROR, "", f"echo failed: {exc}", Kind.ECHO, stan=stan)
         rc = resp.get("39", "")
         return TxnResult(
-            "approved" if rc == "00" else "declined", rc, describe(rc).en, "echo", stan=stan
+            Outcome.APPROVED if rc == "00" else Outcome.DECLINED,
+            rc,
+            describe(rc).en,
+            Kind.ECHO,
+            stan=stan,
         )
 
     # -- card transactions -----------------------------------------------------------------
 
     def _card_fields(self, card: CardInput, pin: str | None) -> Fields:
         if card.entry == ENTRY_SWIPE and card.chip_card:
-            raise TerminalError(
-                "chip card: insert or tap it (swipe it only when its chip cannot be read:"
-                " --fallback)"
-            )
+            raise TerminalError(Refusal.CHIP_CARD_SWIPED)
         f: Fields = {"22": entry_mode(card.entry, pin is not None), "25": "00"}
         if card.track2:
             f["35"] = card.track2.replace("=", "D")
@@ -377,30 +313,44 @@ class Terminal:
                 f["14"] = card.expiry
         if pin is not None:
             if self._tpk is None:
-                raise TerminalError("no PIN key: sign on first (`smartpos terminal signon`)")
+                raise TerminalError(Refusal.NOT_SIGNED_ON, key="PIN")
             f["26"] = "12"
             f["52"] = encrypt_pin_block(self._tpk, pin, card.pan).hex().upper()
             f["53"] = "2600000000000000"
         return f
 
-    async def sale(self, amount_minor: int, card: CardInput, pin: str | None = None) -> TxnResult:
+    async def sale(
+        self,
+        amount_minor: int,
+        card: CardInput,
+        pin: str | None = None,
+        *,
+        order_ref: str | None = None,
+    ) -> TxnResult:
+        if order_ref is not None and (done := self.repeated(order_ref, "sale", amount_minor)):
+            return done
         if amount_minor <= 0:
-            raise TerminalError("amount must be above zero")
+            raise TerminalError(Refusal.AMOUNT_NOT_POSITIVE)
         Money.of(amount_minor, self.currency)
         if card.entry == ENTRY_CONTACTLESS:
             limit = self.profile.contactless_no_cvm_limit_minor
             if amount_minor <= limit:
                 pin = None  # QuickPass small amount: no PIN asked, no signature
             elif pin is None:
-                raise TerminalError(
-                    "PIN required: contactless sales above "
-                    f"{Money.of(limit, self.currency)} need the cardholder's PIN (--pin)"
-                )
+                raise TerminalError(Refusal.PIN_REQUIRED, limit=Money.of(limit, self.currency))
         fields = self._card_fields(card, pin)
         fields.update({"3": PROC_PURCHASE, "4": f"{amount_minor:012d}"})
         icc = self._add_arqc(fields, card, amount_minor) if card.reads_chip else None
         return await self._money_txn(
-            "sale", "0200", TYPE_PURCHASE, fields, amount_minor, card, pin is not None, icc=icc
+            "sale",
+            "0200",
+            TYPE_PURCHASE,
+            fields,
+            amount_minor,
+            card,
+            pin is not None,
+            icc=icc,
+            order_ref=order_ref,
         )
 
     def _add_arqc(
@@ -423,10 +373,10 @@ class Terminal:
                     update(chip_counters).where(chip_counters.c.pan_token == token).values(atc=atc)
                 )
         if atc > 0xFFFF:
-            raise TerminalError("the card's transaction counter is exhausted")
+            raise TerminalError(Refusal.CARD_COUNTER_EXHAUSTED)
         terminal_data = TerminalData(
             amount_minor,
-            currency=self._ccy(),
+            currency=self.ccy(),
             date=self.clock().strftime("%y%m%d"),
             txn_type=txn_type,
             unpredictable=self.unpredictable(),
@@ -436,22 +386,28 @@ class Terminal:
         fields["55"] = encode_tlv(icc).hex().upper()
         return icc
 
-    async def void(self, *, stan: str | None = None, invoice_no: str | None = None) -> TxnResult:
-        with self.engine.connect() as conn:
-            where = (journal.c.stan == stan) if stan else (journal.c.invoice_no == invoice_no)
-            orig = conn.execute(
-                select(journal)
-                .where(and_(where, journal.c.kind == "sale"))
-                .order_by(journal.c.id.desc())
-            ).first()
+    async def void(
+        self,
+        *,
+        stan: str | None = None,
+        invoice_no: str | None = None,
+        order_ref: str | None = None,
+    ) -> TxnResult:
+        if order_ref is not None and (done := self.repeated(order_ref, "void", None)):
+            return done
+        orig = (
+            self.journal.find_sale(stan=stan)
+            if stan
+            else self.journal.find_sale(invoice_no=invoice_no)
+        )
         if orig is None:
-            raise TerminalError("no such sale in this terminal's journal")
+            raise TerminalError(Refusal.NO_SUCH_SALE)
         if orig.status != "approved":
-            raise TerminalError(f"the sale is {orig.status}; only approved sales can be voided")
+            raise TerminalError(Refusal.SALE_NOT_VOIDABLE, status=orig.status)
         if orig.settled or orig.batch_no != self.batch_no():
-            raise TerminalError("the sale is in a settled batch: refund it instead")
+            raise TerminalError(Refusal.SALE_SETTLED)
         if orig.refunded_minor:
-            raise TerminalError("the sale was partly refunded: refund the rest instead")
+            raise TerminalError(Refusal.SALE_PARTLY_REFUNDED)
         fields: Fields = {
             "3": PROC_VOID,
             "4": f"{orig.amount_minor:012d}",
@@ -462,84 +418,93 @@ class Terminal:
         if orig.auth_code:
             fields["38"] = orig.auth_code
         return await self._money_txn(
-            "void", "0200", TYPE_VOID, fields, orig.amount_minor, None, False, original=orig
+            "void",
+            "0200",
+            TYPE_VOID,
+            fields,
+            orig.amount_minor,
+            None,
+            False,
+            original=orig,
+            order_ref=order_ref,
         )
 
-    async def refund(self, amount_minor: int, card: CardInput, *, rrn: str) -> TxnResult:
+    async def refund(
+        self, amount_minor: int, card: CardInput, *, rrn: str, order_ref: str | None = None
+    ) -> TxnResult:
+        if order_ref is not None and (done := self.repeated(order_ref, "refund", amount_minor)):
+            return done
         if amount_minor <= 0:
-            raise TerminalError("amount must be above zero")
+            raise TerminalError(Refusal.AMOUNT_NOT_POSITIVE)
         if not _RRN.fullmatch(rrn):
-            raise TerminalError(
-                f"{rrn!r} is not a reference number: an RRN is the 12 letters and digits "
-                "printed on the sale's slip"
-            )
-        with self.engine.connect() as conn:
-            orig = conn.execute(
-                select(journal).where(and_(journal.c.rrn == rrn, journal.c.kind == "sale"))
-            ).first()
+            raise TerminalError(Refusal.NOT_A_REFERENCE, rrn=rrn)
+        orig = self.journal.find_sale(rrn=rrn)
         if orig is not None:
             if orig.status != "approved":
-                raise TerminalError(f"the original sale is {orig.status}: nothing to refund")
+                raise TerminalError(Refusal.NOTHING_TO_REFUND, status=orig.status)
             left = orig.amount_minor - orig.refunded_minor
             if amount_minor > left:
                 raise TerminalError(
-                    f"refund {Money.of(amount_minor, self.currency).format()} exceeds what is "
-                    f"left of the sale ({Money.of(left, self.currency).format()})"
+                    Refusal.OVER_REFUND,
+                    amount=Money.of(amount_minor, self.currency).format(),
+                    left=Money.of(left, self.currency).format(),
                 )
             if orig.pan_token and self.tokenizer.token(card.pan) != orig.pan_token:
-                raise TerminalError("this is not the card the sale was paid with")
+                raise TerminalError(Refusal.OTHER_CARD)
         fields = self._card_fields(card, None)
         fields.update({"3": PROC_REFUND, "4": f"{amount_minor:012d}", "37": rrn})
         if orig is not None:
             fields["61"] = F61(orig.batch_no, orig.stan, orig.date_mmdd).encode()
         return await self._money_txn(
-            "refund", "0220", TYPE_REFUND, fields, amount_minor, card, False, original=orig
+            "refund",
+            "0220",
+            TYPE_REFUND,
+            fields,
+            amount_minor,
+            card,
+            False,
+            original=orig,
+            order_ref=order_ref,
         )
 
     async def balance(self, card: CardInput, pin: str | None) -> TxnResult:
-        await self._require_no_pending_reversal()
+        await self.require_no_pending_reversal()
         fields = self._card_fields(card, pin)
         fields["3"] = PROC_BALANCE
         if card.reads_chip:
             # The card authenticates itself online for an inquiry too (amount 0, type 31).
             self._add_arqc(fields, card, 0, txn_type="31")
-        with self.engine.begin() as conn:
-            stan = self._next_stan(conn)
+        stan = self.journal.take_stan()
         req = {
-            **self._base("0200", stan, self.clock()),
+            **self.base("0200", stan, self.clock()),
             **fields,
-            "49": self._ccy(),
+            "49": self.ccy(),
             "60": F60(TYPE_BALANCE, self.batch_no()).encode(),
         }
         base = TxnResult(
-            "error",
+            Outcome.ERROR,
             "",
             "",
-            "balance",
+            Kind.BALANCE,
             stan=stan,
             pan_masked=mask_pan(card.pan),
             brand=brand_of(card.pan).value,
             entry_mode=ENTRY_NAMES[card.entry],
         )
         try:
-            resp = self._check_response(
-                req, await self.link.exchange(self._encode(req, True)), True
-            )
+            resp = await self.ask(req, maced=True)
         except (LinkError, MessageError) as exc:
             base.message = f"balance inquiry failed: {exc}"
             return base
         rc = resp.get("39", "")
         base.response_code, base.message = rc, _decline_text(rc, pin is not None)
-        base.result = "approved" if rc == "00" else "declined"
+        base.result = Outcome.APPROVED if rc == "00" else Outcome.DECLINED
         base.pin_verified = pin is not None and rc == "00"
         if rc == REVERSAL_MAC_ERROR:
             await self._sign_on_again(base)
         if rc == "00" and "54" in resp:
             base.balance_minor = parse_f54(resp["54"])
         return base
-
-    def _ccy(self) -> str:
-        return Money.of(0, self.currency).currency.numeric
 
     async def _money_txn(
         self,
@@ -552,18 +517,83 @@ class Terminal:
         pin_entered: bool,
         original: Any = None,
         icc: dict[str, bytes] | None = None,
+        order_ref: str | None = None,
     ) -> TxnResult:
-        await self._require_no_pending_reversal()
+        await self.require_no_pending_reversal()
         if self._tak is None and self.profile.mac_required:
-            raise TerminalError("no MAC key: sign on first (`smartpos terminal signon`)")
+            raise TerminalError(Refusal.NOT_SIGNED_ON, key="MAC")
         brand = brand_of(card.pan).value if card else (original.brand if original else "")
         settled_first = await self._make_room(kind, amount_minor, brand)
-        result = await self._send_money_txn(
-            kind, mti, type_code, fields, amount_minor, card, pin_entered, original, icc
-        )
+        try:
+            result = await self._send_money_txn(
+                kind,
+                mti,
+                type_code,
+                fields,
+                amount_minor,
+                card,
+                pin_entered,
+                original,
+                icc,
+                order_ref,
+            )
+        except DuplicateOrder:
+            # Another call took this reference between our look and our insert.
+            stored = self.repeated(order_ref or "", kind, None)
+            assert stored is not None
+            return stored
         if settled_first is not None:
             result.message += f" ({settled_first})"
+        if result.journal_id is not None and order_ref is not None:
+            self.journal.store_result(result.journal_id, result.to_dict())
         return result
+
+    def repeated(self, order_ref: str, kind: str, amount_minor: int | None) -> TxnResult | None:
+        """The result stored for ``order_ref`` (None: the reference is new). Refused when
+        the reference was used for another kind of request or another amount."""
+        row = self.journal.by_order_ref(order_ref)
+        if row is None:
+            return None
+        if row.kind != kind or amount_minor not in (None, row.amount_minor):
+            was = f"{row.kind} of {Money.of(row.amount_minor, row.currency).format()}"
+            raise TerminalError(Refusal.KEY_REUSED, key=order_ref, was=was)
+        stored = Journal.stored_result(row)
+        if stored is None:  # interrupted before the result was kept: say what the row says
+            stored = self._result_of_row(row)
+        result = TxnResult.from_dict(stored)
+        if result.reversal == "queued" and row.status == "reversed":
+            result.reversal = "sent"
+            result.message = result.message.replace(
+                "reversal queued, it is sent before the next transaction",
+                "the transaction was reversed",
+            )
+        result.repeated = True
+        return result
+
+    def _result_of_row(self, row: Any) -> dict[str, Any]:
+        outcome = {"approved": "approved", "voided": "approved", "declined": "declined"}
+        result = TxnResult(
+            Outcome(outcome.get(row.status, "error")),
+            row.response_code or "",
+            row.message or "",
+            Kind(row.kind),
+            row.amount_minor,
+            row.currency,
+            row.stan,
+            row.invoice_no,
+            row.batch_no,
+            auth_code=row.auth_code or "",
+            rrn=row.rrn or "",
+            pan_masked=row.pan_masked or "",
+            brand=row.brand or "",
+            entry_mode=row.entry_mode or "",
+            journal_id=row.id,
+            pin_verified=bool(row.pin_verified) and row.status in ("approved", "voided"),
+            order_ref=row.order_ref,
+        )
+        if row.status in ("reversed", "reversal_pending"):
+            result.reversal = "sent" if row.status == "reversed" else "queued"
+        return result.to_dict()
 
     async def _make_room(self, kind: str, amount_minor: int, brand: str) -> str | None:
         """Settle the open batch first if this sale or refund would not fit in it: at most
@@ -588,10 +618,9 @@ class Terminal:
             report = await self.settle()
         except TerminalError as exc:
             raise TerminalError(
-                f"batch {batch_no} is full ({count} transactions): settling it first "
-                f"failed ({exc}); settle, then retry"
+                Refusal.BATCH_FULL, batch_no=batch_no, count=count, reason=str(exc)
             ) from None
-        return f"batch {batch_no} was full and has been settled: {report['result']}"
+        return f"batch {batch_no} was full and has been settled: {report.result}"
 
     async def _send_money_txn(
         self,
@@ -604,6 +633,7 @@ class Terminal:
         pin_entered: bool,
         original: Any,
         icc: dict[str, bytes] | None,
+        order_ref: str | None = None,
     ) -> TxnResult:
         pan_masked = mask_pan(card.pan) if card else (original.pan_masked if original else "")
         brand = brand_of(card.pan).value if card else (original.brand if original else "")
@@ -616,61 +646,48 @@ class Terminal:
         # and only once it is known to encode: a request the terminal cannot even write
         # (a malformed reference, say) is refused here, its trace not used, nothing armed.
         with self.engine.begin() as conn:
-            stan = self._next_stan(conn)
-            invoice = self._next_invoice(conn)
+            stan = self.journal.next_stan(conn)
+            invoice = self.journal.next_invoice(conn)
             req = {
-                **self._base(mti, stan, now),
+                **self.base(mti, stan, now),
                 **fields,
-                "49": self._ccy(),
+                "49": self.ccy(),
                 "60": F60(type_code, batch_no).encode(),
             }
             try:
                 message = self._encode(req, True)
             except MessageError as exc:
-                raise TerminalError(f"the request cannot be sent: {exc}") from None
-            jid = conn.execute(
-                journal.insert().values(
-                    kind=kind,
-                    stan=stan,
-                    date_mmdd=now.strftime("%m%d"),
-                    local_time=now.strftime("%H%M%S"),
-                    invoice_no=invoice,
-                    batch_no=batch_no,
-                    amount_minor=amount_minor,
-                    currency=self.currency,
-                    pan_token=self.tokenizer.token(card.pan)
-                    if card
-                    else (original.pan_token if original else None),
-                    pan_masked=pan_masked,
-                    brand=brand,
-                    entry_mode=entry,
-                    pin_verified=pin_entered,
-                    status="pending",
-                    original_id=original.id if original is not None else None,
-                    refunded_minor=0,
-                    settled=False,
-                    created_at=_now(),
-                    updated_at=_now(),
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(
-                reversals.insert().values(
-                    journal_id=jid,
-                    status="armed",
-                    reason=REVERSAL_NO_RESPONSE,
-                    proc_code=fields["3"],
-                    type_code=type_code,
-                    entry_mode=fields.get("22", "000"),
-                    attempts=0,
-                    created_at=_now(),
-                    updated_at=_now(),
-                )
-            )
+                raise TerminalError(Refusal.CANNOT_ENCODE, reason=str(exc)) from None
+            entry_row = {
+                "kind": kind,
+                "stan": stan,
+                "date_mmdd": now.strftime("%m%d"),
+                "local_time": now.strftime("%H%M%S"),
+                "invoice_no": invoice,
+                "batch_no": batch_no,
+                "amount_minor": amount_minor,
+                "currency": self.currency,
+                "pan_token": self.tokenizer.token(card.pan)
+                if card
+                else (original.pan_token if original else None),
+                "pan_masked": pan_masked,
+                "brand": brand,
+                "entry_mode": entry,
+                "pin_verified": pin_entered,
+                "original_id": original.id if original is not None else None,
+                "order_ref": order_ref,
+            }
+            reversal = {
+                "proc_code": fields["3"],
+                "type_code": type_code,
+                "entry_mode": fields.get("22", "000"),
+            }
+            jid = self.journal.open_request(conn, entry_row, reversal)
         result = TxnResult(
-            "error",
+            Outcome.ERROR,
             "",
             "",
-            kind,
+            Kind(kind),
             amount_minor,
             self.currency,
             stan,
@@ -681,6 +698,7 @@ class Terminal:
             entry_mode=entry,
             journal_id=jid,
             pin_verified=False,  # set once the host approved it
+            order_ref=order_ref,
         )
         if icc is not None:
             result.icc = {name: icc[tag].hex().upper() for name, tag in _ICC_ON_SLIP}
@@ -692,7 +710,7 @@ class Terminal:
             resp = self._check_response(req, raw, True)
         except LinkError as exc:
             if not exc.sent:
-                self._finish(jid, "error", "", str(exc), disarm=True)
+                self.journal.finish(jid, "error", "", str(exc))
                 result.message = f"{exc}; nothing was charged"
                 return result
             return await self._after_failure(result, jid, REVERSAL_NO_RESPONSE, str(exc))
@@ -714,19 +732,21 @@ class Terminal:
                     result, jid, REVERSAL_OTHER, "the card refused the issuer's answer"
                 )
             result.icc["TC"] = second["9F26"].hex().upper()
-            tc = (encode_tlv(second).hex().upper(), self.vault.seal(card.pan.encode(), _TC_PAN))
+            tc = (
+                encode_tlv(second).hex().upper(),
+                self.vault.seal(card.pan.encode(), settlement.TC_PAN_CONTEXT),
+            )
         # 4. A trusted answer: record it and disarm the reversal in one commit.
         result.response_code, result.message = rc, _decline_text(rc, pin_entered)
         result.pin_verified = pin_entered and rc == "00"
         result.auth_code, result.rrn = resp.get("38", ""), resp.get("37", "")
         if rc == "00":
-            result.result = "approved"
-            self._finish(
+            result.result = Outcome.APPROVED
+            self.journal.finish(
                 jid,
                 "approved",
                 rc,
                 result.message,
-                disarm=True,
                 auth_code=result.auth_code,
                 rrn=result.rrn,
                 original=original,
@@ -735,8 +755,8 @@ class Terminal:
                 tc=tc,
             )
         else:
-            result.result = "declined"
-            self._finish(jid, "declined", rc, result.message, disarm=True, rrn=result.rrn)
+            result.result = Outcome.DECLINED
+            self.journal.finish(jid, "declined", rc, result.message, rrn=result.rrn)
             if rc == "77":
                 await self._catch_up_settled_batch(result)
             elif rc == REVERSAL_MAC_ERROR:
@@ -780,10 +800,10 @@ class Terminal:
         none — so the next transaction goes into a new batch."""
         batch_no = self.batch_no()
         with self.engine.connect() as conn:
-            empty = not self._batch_has_transactions(conn, batch_no)
-            ours = self.totals(conn, batch_no)
+            empty = not Journal.batch_has_transactions(conn, batch_no)
+            ours = Journal.totals(conn, batch_no)
         if empty:
-            self._close_batch(batch_no, "already_settled", ours, None, 0)
+            self.journal.close_batch(batch_no, SettleOutcome.ALREADY_SETTLED, ours, None, 0)
         else:
             try:
                 await self.settle()
@@ -795,78 +815,15 @@ class Terminal:
             f"now on batch {self.batch_no()}, retry the transaction"
         )
 
-    def _finish(
-        self,
-        jid: int,
-        status: str,
-        rc: str,
-        message: str,
-        *,
-        disarm: bool,
-        auth_code: str = "",
-        rrn: str = "",
-        original: Any = None,
-        kind: str = "",
-        amount_minor: int = 0,
-        tc: tuple[str, bytes] | None = None,
-    ) -> None:
-        extra: dict[str, Any] = {}
-        if tc is not None:  # (TC data as hex TLV, sealed PAN) for the TC advice
-            extra = {"tc": tc[0], "tc_state": "pending", "tc_pan_sealed": tc[1]}
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(journal)
-                .where(journal.c.id == jid)
-                .values(
-                    status=status,
-                    response_code=rc or None,
-                    message=message,
-                    auth_code=auth_code or None,
-                    rrn=rrn or None,
-                    updated_at=_now(),
-                    **extra,
-                )
-            )
-            if disarm:
-                conn.execute(
-                    update(reversals)
-                    .where(reversals.c.journal_id == jid)
-                    .values(status="done", updated_at=_now())
-                )
-            if status == "approved" and original is not None:
-                if kind == "void":
-                    conn.execute(
-                        update(journal)
-                        .where(journal.c.id == original.id)
-                        .values(status="voided", updated_at=_now())
-                    )
-                elif kind == "refund":
-                    conn.execute(
-                        update(journal)
-                        .where(journal.c.id == original.id)
-                        .values(
-                            refunded_minor=journal.c.refunded_minor + amount_minor,
-                            updated_at=_now(),
-                        )
-                    )
+    def _finish(self, jid: int, *args: Any, **kwargs: Any) -> None:
+        self.journal.finish(jid, *args, **kwargs)
 
     async def _after_failure(
         self, result: TxnResult, jid: int, reason: str, error: str
     ) -> TxnResult:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(journal)
-                .where(journal.c.id == jid)
-                .values(status="reversal_pending", message=error, updated_at=_now())
-            )
-            conn.execute(
-                update(reversals)
-                .where(reversals.c.journal_id == jid)
-                .values(status="pending", reason=reason, last_error=error, updated_at=_now())
-            )
+        self.journal.make_pending(jid, reason, error)
         await self.flush_reversals()
-        with self.engine.connect() as conn:
-            status = conn.execute(select(journal.c.status).where(journal.c.id == jid)).scalar()
+        status = self.journal.status(jid)
         result.reversal = "sent" if status == "reversed" else "queued"
         result.message = (
             f"{error}; the transaction was reversed"
@@ -880,359 +837,29 @@ class Terminal:
     def recover(self) -> int:
         """After a crash: every request still armed may have reached the host. Make its
         reversal pending. Returns how many."""
-        with self.engine.begin() as conn:
-            armed = (
-                conn.execute(select(reversals.c.journal_id).where(reversals.c.status == "armed"))
-                .scalars()
-                .all()
-            )
-            for jid in armed:
-                conn.execute(
-                    update(reversals)
-                    .where(reversals.c.journal_id == jid)
-                    .values(status="pending", reason=REVERSAL_NO_RESPONSE, updated_at=_now())
-                )
-                conn.execute(
-                    update(journal)
-                    .where(journal.c.id == jid)
-                    .values(
-                        status="reversal_pending",
-                        message="interrupted; reversal pending",
-                        updated_at=_now(),
-                    )
-                )
-        return len(armed)
+        return self.journal.recover()
 
     def pending_reversals(self) -> int:
-        with self.engine.connect() as conn:
-            return len(
-                conn.execute(select(reversals.c.id).where(reversals.c.status == "pending")).all()
-            )
+        return len(self.journal.pending_reversals())
 
-    async def _require_no_pending_reversal(self) -> None:
+    async def require_no_pending_reversal(self) -> None:
         self.recover()
         if await self.flush_reversals():
-            raise TerminalError(
-                "a reversal is still waiting for the host: check the link and "
-                "retry (nothing new is sent before it is acknowledged)"
-            )
+            raise TerminalError(Refusal.REVERSAL_PENDING)
 
     async def flush_reversals(self) -> int:
         """Send every pending reversal, with back-off, at most ``reversal_attempts_max``
         tries each per call. Returns how many are still pending."""
-        with self.engine.connect() as conn:
-            pending = conn.execute(
-                select(reversals, journal)
-                .join(journal, journal.c.id == reversals.c.journal_id)
-                .where(reversals.c.status == "pending")
-                .order_by(reversals.c.id)
-            ).all()
-        left = 0
-        for row in pending:
-            if not await self._send_reversal(row):
-                left += 1
-        return left
-
-    async def _send_reversal(self, row: Any) -> bool:
-        delay_ms = self.profile.reversal_backoff_ms
-        for _ in range(self.profile.reversal_attempts_max):
-            with self.engine.begin() as conn:
-                attempts = conn.execute(
-                    select(reversals.c.attempts).where(reversals.c.journal_id == row.journal_id)
-                ).scalar_one()
-                conn.execute(
-                    update(reversals)
-                    .where(reversals.c.journal_id == row.journal_id)
-                    .values(attempts=attempts + 1, updated_at=_now())
-                )
-            mti = "0400" if attempts == 0 else "0401"
-            req: Fields = {
-                "t": mti,
-                "3": row.proc_code,
-                "4": f"{row.amount_minor:012d}",
-                "11": row.stan,
-                "13": row.date_mmdd,
-                "22": row.entry_mode,
-                "25": "00",
-                "39": row.reason,
-                "41": self.tid,
-                "42": self.mid,
-                "49": self._ccy(),
-                "60": F60(row.type_code, row.batch_no).encode(),
-            }
-            if row.local_time:  # the original's time: names the request being reversed
-                req["12"] = row.local_time
-            try:
-                resp = self._check_response(
-                    req, await self.link.exchange(self._encode(req, True)), True
-                )
-            except (LinkError, MessageError) as exc:
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        update(reversals)
-                        .where(reversals.c.journal_id == row.journal_id)
-                        .values(last_error=str(exc))
-                    )
-                await asyncio.sleep(delay_ms / 1000)
-                delay_ms *= 2
-                continue
-            rc = resp.get("39", "")
-            if rc == "00":
-                self._reversed(row)
-                return True
-            if rc in _NOT_HELD and (not self.profile.mac_required or "64" in resp):
-                # The host holds another request under this trace (ours reused it after a
-                # reset): ours was answered 94 or 12 and never posted, so nothing is left to
-                # undo. Only a MACed answer may say so.
-                self._reversed(row)
-                return True
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(reversals)
-                    .where(reversals.c.journal_id == row.journal_id)
-                    .values(last_error=f"host answered {resp.get('39')}")
-                )
-            await asyncio.sleep(delay_ms / 1000)
-            delay_ms *= 2
-        return False
-
-    def _reversed(self, row: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(reversals)
-                .where(reversals.c.journal_id == row.journal_id)
-                .values(status="done", updated_at=_now())
-            )
-            conn.execute(
-                update(journal)
-                .where(journal.c.id == row.journal_id)
-                .values(status="reversed", updated_at=_now())
-            )
+        return await store_and_forward.flush_reversals(self)
 
     # -- settlement ------------------------------------------------------------------------
 
-    def totals(self, conn: Connection, batch_no: str) -> SettlementTotals:
-        acc = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
-        rows = conn.execute(
-            select(journal).where(
-                and_(
-                    journal.c.batch_no == batch_no,
-                    journal.c.kind.in_(("sale", "refund")),
-                    journal.c.status == "approved",
-                )
-            )
-        )
-        for row in rows:
-            group = acc[row.brand == "unionpay"]
-            if row.kind == "sale":
-                group[0] += row.amount_minor
-                group[1] += 1
-            else:
-                group[2] += row.amount_minor
-                group[3] += 1
-        return SettlementTotals(TotalsGroup(*acc[True]), TotalsGroup(*acc[False]))
+    def totals(self, conn: Any, batch_no: str) -> SettlementTotals:
+        return Journal.totals(conn, batch_no)
 
-    async def settle(self) -> dict[str, Any]:
-        """End of day: flush reversals, send totals; batch-upload when they disagree; close
-        the batch and open the next. A batch with nothing in it is not settled (refused,
-        nothing changes); a batch the host has already settled (77) is closed as
-        ``already_settled``, never reported as balanced."""
-        await self._require_no_pending_reversal()
-        batch_no = self.batch_no()
-        with self.engine.connect() as conn:
-            if not self._batch_has_transactions(conn, batch_no):
-                raise TerminalError(f"batch {batch_no} has no transactions: nothing to settle")
-        tc_advices = await self._send_tc_advices(batch_no)
-        with self.engine.begin() as conn:
-            ours = self.totals(conn, batch_no)
-            stan = self._next_stan(conn)
-        req = {
-            **self._base("0500", stan, self.clock()),
-            "48": ours.encode(),
-            "49": self._ccy(),
-            "60": F60(TYPE_NETWORK, batch_no, NET_SETTLE).encode(),
-            "63": OPERATOR,
-        }
-        try:
-            resp = self._check_response(
-                req, await self.link.exchange(self._encode(req, True)), True
-            )
-        except (LinkError, MessageError) as exc:
-            raise TerminalError(f"settlement failed: {exc}; nothing closed, try again") from None
-        rc = resp.get("39", "")
-        uploaded, refused = 0, 0
-        host_totals = resp.get("48")
-        if rc == "77":
-            label = "already_settled"
-        elif rc != "00" or not host_totals:
-            raise TerminalError(f"settlement refused: {rc} {describe(rc).en}")
-        else:
-            label = "balanced"
-            first = _settle_result(host_totals)
-            if first not in (SettleResult.BALANCED, SettleResult.NOT_BALANCED):
-                # 3 (error), or not a result at all: the host has not closed the batch.
-                raise TerminalError(
-                    f"the host could not settle batch {batch_no} (result {first or 'missing'});"
-                    " the batch stays open, settle again"
-                )
-            if first == SettleResult.NOT_BALANCED:
-                uploaded, host_totals, refused = await self._batch_upload(batch_no)
-                if not host_totals:
-                    raise TerminalError("batch upload failed; the batch stays open, settle again")
-                result = _settle_result(host_totals)
-                if result not in (SettleResult.BALANCED, SettleResult.NOT_BALANCED):
-                    raise TerminalError("batch upload failed; the batch stays open, settle again")
-                # uploaded: totals agreed after the upload; not_balanced: the host did not
-                # know some approvals this terminal holds (settled on the host's records).
-                label = "uploaded" if result == SettleResult.BALANCED else "not_balanced"
-        self._close_batch(batch_no, label, ours, host_totals, uploaded)
-        return {
-            "batch_no": batch_no,
-            "result": label,
-            # Whether the host's totals for the batch equal this terminal's (for
-            # already_settled: as the host settled it; None when it sent none).
-            "host_totals_agree": _agree(ours, host_totals),
-            "uploaded": uploaded,
-            "upload_refused": refused,
-            "tc_advices": tc_advices,
-            "sales_count": ours.domestic.debit_count + ours.foreign.debit_count,
-            "sales_minor": ours.domestic.debit_amount_minor + ours.foreign.debit_amount_minor,
-            "refunds_count": ours.domestic.credit_count + ours.foreign.credit_count,
-            "refunds_minor": ours.domestic.credit_amount_minor + ours.foreign.credit_amount_minor,
-            "next_batch_no": self.batch_no(),
-        }
-
-    def _close_batch(
-        self,
-        batch_no: str,
-        label: str,
-        ours: SettlementTotals,
-        host_totals: str | None,
-        uploaded: int,
-    ) -> None:
-        """Mark the batch settled, record how, and open the next one — in one commit."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(journal)
-                .where(journal.c.batch_no == batch_no)
-                .values(settled=True, tc_pan_sealed=None)  # no PAN kept past the batch
-            )
-            conn.execute(  # TCs not delivered by now (voided sales, a link down) are dropped
-                update(journal)
-                .where(and_(journal.c.batch_no == batch_no, journal.c.tc_state == "pending"))
-                .values(tc_state="dropped")
-            )
-            conn.execute(
-                settlements.insert().values(
-                    batch_no=batch_no,
-                    result=label,
-                    totals=ours.encode(),
-                    host_totals=host_totals,
-                    uploaded=uploaded,
-                    created_at=_now(),
-                )
-            )
-            cfg = self._cfg(conn)
-            if f"{cfg.batch_no:06d}" == batch_no:
-                conn.execute(
-                    update(terminal_config)
-                    .where(terminal_config.c.id == 1)
-                    .values(batch_no=cfg.batch_no % STAN_MAX + 1)
-                )
-
-    async def _send_tc_advices(self, batch_no: str) -> dict[str, int]:
-        """Send the host the TC of each approved chip sale of the batch not sent yet (0320,
-        60.3 = 203; protocol.md §8.11). An answer settles the advice either way (00 sent,
-        else refused) and drops its sealed PAN; a link failure leaves the rest pending for
-        the next attempt — the settlement goes on regardless (no money moves here)."""
-        counts = {"sent": 0, "refused": 0, "pending": 0}
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(journal).where(
-                    and_(
-                        journal.c.batch_no == batch_no,
-                        journal.c.tc_state == "pending",
-                        journal.c.status == "approved",
-                    )
-                )
-            ).all()
-        for n, row in enumerate(rows):
-            with self.engine.begin() as conn:
-                stan = self._next_stan(conn)
-            req: Fields = {
-                **self._base("0320", stan, self.clock()),
-                "2": self.vault.unseal(row.tc_pan_sealed, _TC_PAN).decode(),
-                "4": f"{row.amount_minor:012d}",
-                "23": f"0{CHIP_PSN}",
-                "37": row.rrn or "",
-                "55": row.tc,
-                "60": F60(TYPE_PURCHASE, batch_no, NET_TC_ADVICE).encode(),
-            }
-            try:
-                answer = self._check_response(
-                    req, await self.link.exchange(self._encode(req, True)), True
-                )
-            except (LinkError, MessageError):
-                counts["pending"] = len(rows) - n
-                break
-            state = "sent" if answer.get("39") == "00" else "refused"
-            counts[state] += 1
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(journal)
-                    .where(journal.c.id == row.id)
-                    .values(tc_state=state, tc_pan_sealed=None, updated_at=_now())
-                )
-        return counts
-
-    async def _batch_upload(self, batch_no: str) -> tuple[int, str | None, int]:
-        """Send every approved sale/refund of the batch (0320), then the closing 0320 with the
-        count. Returns (uploaded, the host's final field 48 or None on failure, refused)."""
-        refused = 0
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(journal).where(
-                    and_(
-                        journal.c.batch_no == batch_no,
-                        journal.c.kind.in_(("sale", "refund")),
-                        journal.c.status == "approved",
-                    )
-                )
-            ).all()
-        for row in rows:
-            type_code = TYPE_PURCHASE if row.kind == "sale" else TYPE_REFUND
-            req: Fields = {
-                "t": "0320",
-                "4": f"{row.amount_minor:012d}",
-                "11": row.stan,
-                "13": row.date_mmdd,
-                "37": row.rrn or "",
-                "41": self.tid,
-                "42": self.mid,
-                "60": F60(type_code, batch_no, NET_BATCH_UPLOAD).encode(),
-            }
-            try:
-                answer = self._check_response(
-                    req, await self.link.exchange(self._encode(req, True)), True
-                )
-            except (LinkError, MessageError):
-                return len(rows), None, refused
-            if answer.get("39") != "00":
-                refused += 1
-        with self.engine.begin() as conn:
-            stan = self._next_stan(conn)
-        end = {
-            **self._base("0320", stan, self.clock()),
-            "48": f"{len(rows):04d}",
-            "60": F60(TYPE_NETWORK, batch_no, NET_BATCH_UPLOAD_END).encode(),
-        }
-        try:
-            resp = self._check_response(
-                end, await self.link.exchange(self._encode(end, True)), True
-            )
-        except (LinkError, MessageError):
-            return len(rows), None, refused
-        return len(rows), resp.get("48"), refused
+    async def settle(self) -> SettleReport:
+        """End of day (smartpos.terminal.settlement)."""
+        return await settlement.settle(self)
 
 
 def _decline_text(rc: str, pin_entered: bool) -> str:
@@ -1241,23 +868,6 @@ def _decline_text(rc: str, pin_entered: bool) -> str:
     if rc == "55" and not pin_entered:
         return "PIN required: this card needs the cardholder's PIN"
     return describe(rc).en
-
-
-def _settle_result(host_totals: str) -> SettleResult | None:
-    """The result digit of the host's field 48 (None if it is not valid totals)."""
-    try:
-        return SettlementTotals.decode(host_totals)[1]
-    except MessageError:
-        return None
-
-
-def _agree(ours: SettlementTotals, host_totals: str | None) -> bool | None:
-    if not host_totals:
-        return None
-    try:
-        return SettlementTotals.decode(host_totals)[0] == ours
-    except MessageError:
-        return False
 
 
 def card_or_error(
@@ -1271,4 +881,4 @@ def card_or_error(
     try:
         return CardInput.parse(text, expiry, chip=chip, tap=tap, fallback=fallback)
     except CardError as exc:
-        raise TerminalError(f"card not accepted: {exc}") from None
+        raise TerminalError(Refusal.CARD_NOT_ACCEPTED, reason=str(exc)) from None

@@ -17,7 +17,8 @@ from smartpos.db.migrate import upgrade
 from smartpos.keys.keys import KeyCheckError, kcv
 from smartpos.keys.vault import Vault
 from smartpos.protocol.profiles import get_profile
-from smartpos.terminal.engine import Terminal, TerminalError
+from smartpos.terminal.engine import Terminal
+from smartpos.terminal.errors import Refusal, TerminalError
 from smartpos.terminal.link import HostLink
 from smartpos.terminal.tables import journal, reversals, terminal_config
 
@@ -157,9 +158,6 @@ def provisioned_tmk_kcv(rt: TerminalRuntime, tid: str) -> bytes | None:
 
 
 TERMINAL_LOCK = "terminal"
-_NOT_PROVISIONED = (
-    "terminal is not provisioned: run `smartpos demo` once or `smartpos terminal provision`"
-)
 
 
 def open_terminal(settings: Settings) -> Terminal:
@@ -170,21 +168,18 @@ def open_terminal(settings: Settings) -> Terminal:
     bank by the other's command."""
     url = make_url(settings.resolved_terminal_db_url)
     if url.drivername.startswith("sqlite") and not (url.database and Path(url.database).exists()):
-        raise TerminalError(_NOT_PROVISIONED)  # and no empty database made to say so
+        raise TerminalError(Refusal.NOT_PROVISIONED)  # and no empty database made to say so
     rt = open_terminal_db(settings)
     try:
         lock = ProcessLock(rt.engine, TERMINAL_LOCK).acquire()
     except AlreadyLocked:
         rt.engine.dispose()
-        raise TerminalError(
-            "the terminal is busy with another transaction (another smartpos command is "
-            "using it): wait for it to finish, then try again"
-        ) from None
+        raise TerminalError(Refusal.BUSY) from None
     with rt.engine.connect() as conn:
         cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
     if cfg is None:
         lock.release()
-        raise TerminalError(_NOT_PROVISIONED)
+        raise TerminalError(Refusal.NOT_PROVISIONED)
     profile = get_profile(cfg.profile)
     link = HostLink(cfg.link_host, cfg.link_port, profile, cfg.host_fingerprint)
     return Terminal(rt.engine, rt.vault, profile, link, currency=settings.currency, lock=lock)

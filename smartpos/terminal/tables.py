@@ -76,6 +76,11 @@ journal = Table(
     Column("tc", Text),
     Column("tc_state", String(8)),
     Column("tc_pan_sealed", LargeBinary),
+    # The caller's idempotency key (an order reference; unique when given) and, as JSON,
+    # the result it was given (masked PAN only): the same reference again gets this
+    # result and nothing is sent (smartpos.terminal.engine.Terminal.repeated).
+    Column("order_ref", String(64), unique=True),
+    Column("result", Text),
 )
 
 # A reversal is written *before* its money-moving request goes out ("armed"); a valid

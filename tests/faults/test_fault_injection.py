@@ -183,7 +183,7 @@ async def _one_op(t: Terminal, rng: random.Random, log: RunLog) -> None:
     elif roll < 0.27:
         log.ops["settle"] += 1
         log.note("settle")
-        out = await t.settle()
+        out = (await t.settle()).to_dict()
         log.outcomes[f"settle:{out['result']}"] += 1
         log.note(f"  -> {out['result']}")
         return
@@ -356,7 +356,7 @@ async def _run(home: Path, log: RunLog, cases: int) -> RunLog:
             # batch is never empty when it settles).
             clean = await t.sale(100, CardInput.parse(GOOD.pan), GOOD.pin)
             assert clean.result == "approved", (f"seed={seed}", clean, log.tail())
-            out = await t.settle()
+            out = (await t.settle()).to_dict()
             assert out["result"] == "balanced", (f"seed={seed}", out, log.tail())
             assert_money_adds_up(sb, t, seed, "after the final settlement")
             await t.link.close()

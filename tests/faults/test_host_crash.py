@@ -236,7 +236,7 @@ def test_host_sigkilled_mid_transaction(tmp_path: Path, workers: int, host_db: s
         assert_money_adds_up(ns, t, seed, "host crashes, before settling")  # type: ignore[arg-type]
         clean = await t.sale(100, CardInput.parse(GOOD.pan), GOOD.pin)  # not stuck
         assert clean.result == "approved", (seed, clean)
-        out = await t.settle()
+        out = (await t.settle()).to_dict()
         assert out["result"] == "balanced", (seed, out)
         assert_money_adds_up(ns, t, seed, "host crashes, after settling")  # type: ignore[arg-type]
         await t.link.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -78,7 +79,7 @@ def test_five_thousand_sales_settle_in_batches_the_terminal_closes_itself(
                 if "was full" in r.message:
                     notes.append((n, r.batch_no, r.message))
             report = await t.settle()
-            assert report["result"] == "balanced"
+            assert report.result == "balanced"
             # Closed at 999 each time, by the terminal, balanced: 999 × 5 + 5.
             assert [n for n, _, _ in notes] == [999, 1998, 2997, 3996, 4995]
             assert all("balanced" in message for _, _, message in notes)
@@ -230,7 +231,7 @@ def test_an_upload_of_a_sale_the_host_voided_is_refused(tmp_path: Path) -> None:
                     update(journal).where(journal.c.id == gone.journal_id).values(status="approved")
                 )
             report = await t.settle()
-            assert (report["result"], report["uploaded"], report["upload_refused"]) == (
+            assert (report.result, report.uploaded, report.upload_refused) == (
                 "not_balanced",
                 2,
                 1,
@@ -294,9 +295,9 @@ def test_the_batch_closes_before_a_card_groups_amounts_overflow(tmp_path: Path) 
             t.totals = lambda conn, batch_no: SettlementTotals(nearly_full, empty)  # type: ignore[method-assign]
             settled: list[str] = []
 
-            async def settle() -> dict[str, str]:
+            async def settle() -> SimpleNamespace:
                 settled.append(t.batch_no())
-                return {"result": "balanced"}
+                return SimpleNamespace(result="balanced")
 
             t.settle = settle  # type: ignore[method-assign]
             assert await t._make_room("sale", 100, "unionpay") is None

@@ -193,7 +193,7 @@ def test_settlement_balanced_captures_holds(tmp_path: Path) -> None:
             visa = by_label_prefix("Visa")
             s2 = await t.sale(2_000, CardInput.parse(visa.pan), None)
             await t.refund(500, CardInput.parse(visa.pan), rrn=s2.rrn)
-            out = await t.settle()
+            out = (await t.settle()).to_dict()
             assert out["result"] == "balanced" and out["sales_count"] == 2
             assert out["next_batch_no"] == "000002"
             with sb.host.engine.connect() as conn:
@@ -222,7 +222,7 @@ def test_settlement_not_balanced_runs_batch_upload(tmp_path: Path) -> None:
                     update(journal).where(journal.c.stan == lost.stan).values(status="error")
                 )
             start = balance_of(sb, GOOD)
-            out = await t.settle()
+            out = (await t.settle()).to_dict()
             assert out["result"] == "uploaded" and out["uploaded"] == 1
             # The host released the hold the terminal does not know; kept the other.
             assert balance_of(sb, GOOD) == start + 2_000
@@ -262,7 +262,7 @@ def test_lost_settlement_answer_is_caught_up_on_77(tmp_path: Path) -> None:
             # settlement must make it forget that.
             await t.sale(1_000, CardInput.parse(GOOD.pan), PIN)
             await t.sale(700, CardInput.parse(GOOD.pan), PIN)
-            assert (await t.settle())["result"] == "balanced"
+            assert (await t.settle()).result == "balanced"
             with t.engine.begin() as conn:  # as if the 0510 had been lost
                 conn.execute(update(terminal_config).values(batch_no=1))
             r = await t.sale(500, CardInput.parse(GOOD.pan), PIN)
@@ -292,7 +292,7 @@ def test_batch_upload_takes_back_a_refund_the_terminal_does_not_hold(tmp_path: P
                 conn.execute(
                     update(journal).where(journal.c.stan == refund.stan).values(status="error")
                 )
-            out = await t.settle()
+            out = (await t.settle()).to_dict()
             assert out["result"] == "uploaded" and out["uploaded"] == 1
             assert balance_of(sb, GOOD) == start - 4_000  # refund taken back, sale captured
             assert_ledger_balanced(sb)
@@ -371,7 +371,7 @@ def test_upload_of_an_approval_the_host_never_gave_is_reported(tmp_path: Path) -
                         updated_at=now,
                     )
                 )
-            out = await t.settle()
+            out = (await t.settle()).to_dict()
             assert out["result"] == "not_balanced", out
             assert (out["uploaded"], out["upload_refused"]) == (2, 1)
             assert balance_of(sb, GOOD) == start  # nothing posted for the unknown approval
@@ -477,7 +477,7 @@ def test_settlement_sends_the_cards_tcs_first(tmp_path: Path) -> None:
                 conn.execute(
                     journal.update().where(journal.c.stan == tampered.stan).values(tc=forged)
                 )
-            out = await t.settle()
+            out = (await t.settle()).to_dict()
             assert out["result"] == "balanced", out
             assert out["tc_advices"] == {"sent": 1, "refused": 1, "pending": 0}, out
             with sb.host.engine.connect() as conn:

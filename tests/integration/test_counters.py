@@ -60,7 +60,7 @@ def test_provisioning_again_keeps_every_counter(tmp_path: Path) -> None:
             assert (await t.void(stan=first.stan)).result == "approved"
             chip = await t.sale(2000, CardInput.parse(GOOD.pan, chip=True), PIN)
             assert chip.result == "approved", chip
-            assert (await t.settle())["result"] == "balanced"
+            assert (await t.settle()).result == "balanced"
             kept = await t.sale(3000, CardInput.parse(GOOD.pan), PIN)
             assert kept.result == "approved" and kept.batch_no == "000002"
             await t.link.close()
@@ -81,7 +81,7 @@ def test_provisioning_again_keeps_every_counter(tmp_path: Path) -> None:
             refund = await t2.refund(500, CardInput.parse(GOOD.pan), rrn=kept.rrn)
             assert refund.result == "approved", refund
             report = await t2.settle()
-            assert (report["batch_no"], report["result"]) == ("000002", "balanced")
+            assert (report.batch_no, report.result) == ("000002", "balanced")
             assert host_settlements(sb, "000001") == 1
             with sb.host.engine.connect() as conn:
                 assert check(conn).balanced
@@ -107,7 +107,7 @@ def test_a_restored_terminal_catches_up_at_sign_on(tmp_path: Path) -> None:
             for amount in (200, 300, 400):
                 assert (await t.sale(amount, CardInput.parse(GOOD.pan), PIN)).result == "approved"
             assert (await t.sign_on()).result == "approved"  # the copy's trace is now behind
-            assert (await t.settle())["result"] == "balanced"
+            assert (await t.settle()).result == "balanced"
             last = await t.sale(500, CardInput.parse(GOOD.pan), PIN)
             assert last.result == "approved"
             await t.link.close()
@@ -130,7 +130,7 @@ def test_a_restored_terminal_catches_up_at_sign_on(tmp_path: Path) -> None:
             assert sale.result == "approved", sale
             assert int(sale.stan) > int(last.stan)
             report = await restored.settle()
-            assert report["batch_no"] == "000002"
+            assert report.batch_no == "000002"
             with sb.host.engine.connect() as conn:
                 assert check(conn).balanced
                 settled = conn.execute(

@@ -42,7 +42,7 @@ def test_card_flows_on_postgres(tmp_path: Path, pg_url: str) -> None:
             )
             declined = await t.sale(100, CardInput.parse(good.pan), "000000")
             assert declined.response_code == "55"
-            out = await t.settle()
+            out = (await t.settle()).to_dict()
             assert out["result"] == "balanced"
             assert balance_of(sb, good) == start - 7_500
             with sb.host.engine.connect() as conn:

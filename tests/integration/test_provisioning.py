@@ -88,7 +88,7 @@ def test_a_new_terminal_id_waits_for_the_old_ones_business(tmp_path: Path) -> No
             with pytest.raises(ProvisionError, match="not settled"):
                 provision_as(sb, rt, "10000002", sb.fingerprint)
             assert config_row(rt) == before
-            assert (await t.settle())["result"] == "balanced"
+            assert (await t.settle()).result == "balanced"
             provision_as(sb, rt, "10000002", sb.fingerprint)
             row = config_row(rt)
             assert row is not None and row.tid == "10000002"  # type: ignore[attr-defined]

@@ -138,7 +138,7 @@ def test_an_unanswered_sale_is_reversed_by_its_own_fields(tmp_path: Path) -> Non
             assert status_of(t, kept.journal_id) == "approved"
             assert status_of(t, lost.journal_id) == "reversed"
             report = await t.settle()
-            assert (report["result"], report["sales_count"], report["sales_minor"]) == (
+            assert (report.result, report.sales_count, report.sales_minor) == (
                 "balanced",
                 1,
                 1_500,

@@ -82,9 +82,9 @@ def test_void_finds_the_sale_it_is_asked_for(tmp_path: Path) -> None:
             with pytest.raises(TerminalError, match="partly refunded"):
                 await t.void(stan=first.stan)
             assert sb.service.stats.requests == sent  # nothing went to the host
-            assert (await t.settle())["result"] == "balanced"
+            assert (await t.settle()).result == "balanced"
             kept = await t.sale(500, CardInput.parse(GOOD.pan), PIN)
-            assert (await t.settle())["result"] == "balanced"
+            assert (await t.settle()).result == "balanced"
             sent = sb.service.stats.requests
             with pytest.raises(TerminalError, match="settled batch"):
                 await t.void(stan=kept.stan)
@@ -102,7 +102,7 @@ def test_void_after_the_trace_wraps_takes_the_latest_sale(tmp_path: Path) -> Non
         async with running_sandbox(tmp_path) as sb:
             t = await signed_on(sb)
             old = await t.sale(700, CardInput.parse(GOOD.pan), PIN)
-            assert (await t.settle())["result"] == "balanced"
+            assert (await t.settle()).result == "balanced"
             with t.engine.begin() as conn:  # one cycle of the counter later, another day
                 conn.execute(update(terminal_config).values(stan=int(old.stan) - 1))
             t.clock = lambda: datetime.now() + timedelta(days=1)
@@ -140,7 +140,7 @@ def test_a_77_for_a_batch_with_nothing_open_closes_it_and_says_so(tmp_path: Path
         async with running_sandbox(tmp_path) as sb:
             t = await signed_on(sb)
             assert (await t.sale(1_000, CardInput.parse(GOOD.pan), PIN)).result == "approved"
-            assert (await t.settle())["result"] == "balanced"
+            assert (await t.settle()).result == "balanced"
             with t.engine.begin() as conn:  # as if the 0510 had been lost
                 conn.execute(update(terminal_config).values(batch_no=1))
             r = await t.sale(500, CardInput.parse(GOOD.pan), PIN)
@@ -180,7 +180,7 @@ def test_the_batch_upload_sends_this_batch_and_keeps_its_refunds(tmp_path: Path)
         async with running_sandbox(tmp_path) as sb:
             t = await signed_on(sb)
             earlier = await t.sale(900, CardInput.parse(GOOD.pan), PIN)
-            assert (await t.settle())["result"] == "balanced"  # batch 1, closed
+            assert (await t.settle()).result == "balanced"  # batch 1, closed
             sale = await t.sale(5_000, CardInput.parse(GOOD.pan), PIN)
             refund = await t.refund(1_200, CardInput.parse(GOOD.pan), rrn=sale.rrn)
             old_refund = await t.refund(100, CardInput.parse(GOOD.pan), rrn=earlier.rrn)
@@ -204,7 +204,7 @@ def test_the_batch_upload_sends_this_batch_and_keeps_its_refunds(tmp_path: Path)
 
             report = await t.settle()
             # This batch's sale and both refunds, nothing of batch 1; none refused.
-            assert (report["result"], report["uploaded"], report["upload_refused"]) == (
+            assert (report.result, report.uploaded, report.upload_refused) == (
                 "uploaded",
                 3,
                 0,
@@ -218,7 +218,7 @@ def test_the_batch_upload_sends_this_batch_and_keeps_its_refunds(tmp_path: Path)
                 ).one()
             assert (row.result, row.uploaded) == ("uploaded", 3)
             assert row.host_totals is not None and row.host_totals[30] == "1"
-            assert report["host_totals_agree"] is True
+            assert report.host_totals_agree is True
             assert_ledger_balanced(sb)
             await t.link.close()
 
