@@ -79,9 +79,8 @@ class _Counter:
     """The counter rules of one DUKPT variant: ``bits`` wide, at most ``max_ones`` one-bits.
 
     The one-bit limit bounds the host's work (one derivation per one-bit) and the number of
-    future keys the terminal keeps. Every counter below a valid one's next valid successor
-    that it skips has at least as many one-bits, so the largest valid counter is the
-    ``max_ones`` top bits set (TDES 0x1FF800, AES 0xFFFF0000)."""
+    future keys the terminal keeps. The largest valid counter has its ``max_ones`` top bits
+    set (TDES 0x1FF800, AES 0xFFFF0000): every larger value has more one-bits."""
 
     bits: int
     max_ones: int
