@@ -1,19 +1,78 @@
 """Acquirer profiles: what real acquirers differ in, kept as data.
 
-The sandbox profile is the default; a real acquirer gets its own entry (or a JSON file) with
-its framing, MAC and timeout rules.
+A profile says how the terminal reaches its acquirer and how the two talk: TLS and whom to
+trust, the frame (length prefix, TPDU, application header), the MAC, how working keys
+arrive, the PIN block, timeouts and limits, and the dialect — which ISO 8583 fields exist
+and how each travels (:mod:`smartpos.protocol.dialect`). The built-in profiles live in
+``builtin_profiles.toml`` beside this module; a user adds their own in
+``SMARTPOS_HOME/profiles.toml`` in the same format (docs/profiles.md), and
+:func:`resolve_profile` finds a name in either. A profile is checked whole when it is made,
+from a file or in Python: a combination that cannot work (a MAC with no keys to compute it,
+an AES PIN block in an 8-byte field 52) is a :class:`ProfileError` naming the setting.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
 
 from smartpos.keys.mac import MacAlgorithm
+from smartpos.protocol.codec import Codec, codec_for
+from smartpos.protocol.dialect import DEFAULT_DIALECT, Dialect
+from smartpos.protocol.formats import FieldType, LengthType
+from smartpos.protocol.framing import MAX_FRAME_BYTES, Framing, LengthPrefix, Tpdu
 from smartpos.protocol.messages import TOTALS_COUNT_MAX
+
+USER_PROFILES_FILE = "profiles.toml"
+HEADER_MAX_BYTES = 32
+# Key serial numbers: 10 bytes for TDES DUKPT (ANSI X9.24-1), 12 for AES DUKPT (X9.24-3).
+KSN_BYTES = {"dukpt-tdes": 10, "dukpt-aes": 12}
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
 class ProfileError(ValueError):
-    pass
+    """A profile that cannot be used. ``key`` names the setting at fault, as a profile file
+    writes it (``mac.enabled``, ``fields.35.counts``), when there is one."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message if key is None else f"{key}: {message}")
+        self.key = key
+        self.reason = message
+
+
+class KeyDelivery(StrEnum):
+    """How the terminal gets its working keys (TPK for PINs, TAK for MACs)."""
+
+    SIGNON_F62 = "signon-f62"  # under the TMK in the sign-on answer's field 62 (CUP)
+    PROVISIONING = "provisioning"  # loaded with the TMK when the terminal is provisioned
+    NONE = "none"  # none: no MAC, and PINs only under a scheme that needs none (DUKPT)
+
+
+class PinBlockFormat(StrEnum):
+    """ISO 9564 PIN block format and the key it is encrypted under."""
+
+    ISO0 = "iso0"  # format 0 under the TDES TPK (8 bytes)
+    ISO4 = "iso4"  # format 4 under an AES TPK (16 bytes)
+    DUKPT_TDES = "dukpt-tdes"  # format 0 under a TDES DUKPT key, the KSN beside it
+    DUKPT_AES = "dukpt-aes"  # format 4 under an AES DUKPT key, the KSN beside it
+
+    @property
+    def block_bytes(self) -> int:
+        return 16 if self in (PinBlockFormat.ISO4, PinBlockFormat.DUKPT_AES) else 8
+
+    @property
+    def dukpt(self) -> bool:
+        return self in (PinBlockFormat.DUKPT_TDES, PinBlockFormat.DUKPT_AES)
+
+
+class TlsTrust(StrEnum):
+    """Whom the terminal trusts at the handshake."""
+
+    PINNED = "pinned"  # the host certificate's SHA-256 fingerprint (self-signed hosts)
+    CA = "ca"  # a chain to the CA certificates in ``tls_ca_file``, and the host name
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +81,7 @@ class AcquirerProfile:
     # TPDU NIIs: the terminal sends to ``host_nii`` from ``terminal_nii``.
     host_nii: int = 0x0001
     terminal_nii: int = 0x0000
-    # Application header (6 bytes, hex) sent after the TPDU; None = no header.
+    # Application header (hex) sent after the TPDU; None = no header.
     app_header_hex: str | None = "603100000000"
     mac_required: bool = True
     mac_algorithm: MacAlgorithm = MacAlgorithm.X919
@@ -41,6 +100,26 @@ class AcquirerProfile:
     # counts each group's sales and refunds in three digits (protocol.md §6.5), and a batch
     # the host cannot total is one it cannot settle.
     batch_max_transactions: int = 500
+    # The frame: a 5-byte TPDU after the length prefix, or none.
+    tpdu: bool = True
+    length_prefix: LengthPrefix = LengthPrefix.BINARY_2
+    # TLS trust. Pinned: ``tls_fingerprint`` if the profile pins one, else the fingerprint
+    # the terminal was set up with. CA: ``tls_ca_file`` and the host name (or
+    # ``tls_server_name``) are checked as browsers do.
+    tls_trust: TlsTrust = TlsTrust.PINNED
+    tls_fingerprint: str | None = None
+    tls_ca_file: str | None = None
+    tls_server_name: str | None = None
+    key_delivery: KeyDelivery = KeyDelivery.SIGNON_F62
+    pin_block: PinBlockFormat = PinBlockFormat.ISO0
+    # The field that carries the DUKPT key serial number (DUKPT PIN blocks only).
+    ksn_field: int | None = None
+    dialect: Dialect = DEFAULT_DIALECT
+    description: str = ""
+    # Where the profile was defined: "built-in" or the file's path (named in errors).
+    source: str = "built-in"
+    codec: Codec = field(init=False, repr=False, compare=False)
+    framing: Framing = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_max_transactions <= TOTALS_COUNT_MAX:
@@ -48,6 +127,22 @@ class AcquirerProfile:
                 f"batch_max_transactions must be 1..{TOTALS_COUNT_MAX} (field 48 counts in "
                 f"three digits), not {self.batch_max_transactions}"
             )
+        self._check_numbers()
+        self._check_frame()
+        self._check_tls()
+        codec = codec_for(self.dialect)
+        self._check_keys(codec)
+        object.__setattr__(self, "codec", codec)
+        object.__setattr__(
+            self,
+            "framing",
+            Framing(
+                self.length_prefix,
+                Tpdu(self.host_nii, self.terminal_nii) if self.tpdu else None,
+                self.app_header,
+                MAX_FRAME_BYTES,
+            ),
+        )
 
     @property
     def header_len(self) -> int:
@@ -57,25 +152,183 @@ class AcquirerProfile:
     def app_header(self) -> bytes:
         return b"" if self.app_header_hex is None else bytes.fromhex(self.app_header_hex)
 
+    def _check_numbers(self) -> None:
+        for key, value, low in (
+            ("connect_timeout_ms", self.connect_timeout_ms, 1),
+            ("response_timeout_ms", self.response_timeout_ms, 1),
+            ("reversal_attempts_max", self.reversal_attempts_max, 1),
+            ("reversal_backoff_ms", self.reversal_backoff_ms, 0),
+            ("contactless_no_cvm_limit_minor", self.contactless_no_cvm_limit_minor, 0),
+        ):
+            if value < low:
+                raise ProfileError(f"must be at least {low}, not {value}", key=key)
+        if not (self.acquirer_id.isascii() and self.acquirer_id.isdigit()):
+            raise ProfileError(
+                f"digits only (field 32), not {self.acquirer_id!r}", key="acquirer_id"
+            )
+        f32 = self.dialect.fields.get("32")
+        if f32 is not None and len(self.acquirer_id) > f32.max:
+            raise ProfileError(
+                f"field 32 holds at most {f32.max} digits, not {len(self.acquirer_id)}",
+                key="acquirer_id",
+            )
 
-PROFILES: dict[str, AcquirerProfile] = {
-    p.name: p
-    for p in (
-        AcquirerProfile("sandbox"),
-        # The sandbox without TLS: a plain local bench, or a fault proxy that reads frames.
-        AcquirerProfile("sandbox-plain", tls=False),
-        # A host using the UnionPay POS "ECB" MAC and no application header.
-        AcquirerProfile("cup-ecb", app_header_hex=None, mac_algorithm=MacAlgorithm.CUP_ECB),
-        # A host that does not use a MAC (some private networks; PIN still encrypted).
-        AcquirerProfile("no-mac", mac_required=False),
-    )
-}
+    def _check_frame(self) -> None:
+        for key, nii in (
+            ("frame.host_nii", self.host_nii),
+            ("frame.terminal_nii", self.terminal_nii),
+        ):
+            if not 0 <= nii <= 0xFFFF:
+                raise ProfileError(f"an NII is 2 bytes (0 to 0xFFFF), not {nii}", key=key)
+        if self.app_header_hex is not None:
+            try:
+                header = bytes.fromhex(self.app_header_hex)
+            except ValueError:
+                header = b""
+            if not 1 <= len(header) <= HEADER_MAX_BYTES or len(self.app_header_hex) != 2 * len(
+                header
+            ):
+                raise ProfileError(
+                    f"the header is 1 to {HEADER_MAX_BYTES} bytes written in hex (or false "
+                    f"for none), not {self.app_header_hex!r}",
+                    key="frame.header",
+                )
+
+    def _check_tls(self) -> None:
+        if self.tls_fingerprint is not None and not _FINGERPRINT.fullmatch(self.tls_fingerprint):
+            raise ProfileError(
+                "a SHA-256 fingerprint is 64 lower-case hex digits", key="tls.fingerprint"
+            )
+        if self.tls_trust == TlsTrust.CA:
+            if not self.tls_ca_file:
+                raise ProfileError(
+                    'trust = "ca" needs the CA certificates (tls.ca_file)', key="tls.ca_file"
+                )
+            if self.tls_fingerprint is not None:
+                raise ProfileError('a fingerprint is for trust = "pinned"', key="tls.fingerprint")
+        elif self.tls_ca_file is not None or self.tls_server_name is not None:
+            key = "tls.ca_file" if self.tls_ca_file is not None else "tls.server_name"
+            raise ProfileError('CA certificates and a server name are for trust = "ca"', key=key)
+
+    def _check_keys(self, codec: Codec) -> None:
+        formats = self.dialect.fields
+        if self.mac_required:
+            if self.key_delivery == KeyDelivery.NONE:
+                raise ProfileError(
+                    'a MAC needs a MAC key: keys.delivery "signon-f62" or "provisioning", '
+                    "or mac.enabled = false",
+                    key="mac.enabled",
+                )
+            if not codec.carries_mac:
+                raise ProfileError(
+                    "field 64 must be an 8-byte b field to carry the MAC", key="fields.64"
+                )
+        if self.key_delivery == KeyDelivery.SIGNON_F62:
+            f62 = formats.get("62")
+            if f62 is None or f62.type != FieldType.B or f62.length == LengthType.FIXED:
+                raise ProfileError(
+                    "the sign-on answer carries the keys as bytes in field 62: make it a "
+                    'variable b field ([fields.62] type = "b")',
+                    key="keys.delivery",
+                )
+        pin = self.pin_block
+        f52 = formats.get("52")
+        if (
+            f52 is None
+            or f52.type != FieldType.B
+            or f52.length != LengthType.FIXED
+            or f52.max != pin.block_bytes
+        ):
+            raise ProfileError(
+                f"a {pin} PIN block is {pin.block_bytes} bytes: field 52 must be b, fixed, "
+                f"max = {pin.block_bytes}",
+                key="pin.block",
+            )
+        if not pin.dukpt:
+            if self.ksn_field is not None:
+                raise ProfileError(
+                    "a key serial number goes with a DUKPT PIN block only", key="pin.ksn_field"
+                )
+            return
+        ksn_bytes = KSN_BYTES[pin]
+        if self.ksn_field is None:
+            raise ProfileError(
+                f"a {pin} PIN block needs the field that carries its KSN", key="pin.ksn_field"
+            )
+        fmt = formats.get(str(self.ksn_field))
+        if fmt is None or self.ksn_field in (52, 64):
+            raise ProfileError(
+                f"field {self.ksn_field} cannot carry the KSN (not a field of this dialect, or "
+                "the PIN block or MAC)",
+                key="pin.ksn_field",
+            )
+        room = (
+            fmt.max
+            if fmt.type == FieldType.B
+            else fmt.max // 2
+            if fmt.type in (FieldType.AN, FieldType.ANS)
+            else 0
+        )
+        if room < ksn_bytes:
+            raise ProfileError(
+                f"a {pin} KSN is {ksn_bytes} bytes; field {self.ksn_field} ({fmt.type}, max "
+                f"{fmt.max}) cannot hold them: it takes a b field of {ksn_bytes} bytes, or "
+                f"text of {2 * ksn_bytes} hex digits",
+                key="pin.ksn_field",
+            )
+
+
+@lru_cache(maxsize=1)
+def builtin_profiles() -> dict[str, AcquirerProfile]:
+    """The profiles shipped with smartpos (``builtin_profiles.toml``)."""
+    from smartpos.protocol import profile_file
+
+    return profile_file.load_builtin()
+
+
+PROFILES: dict[str, AcquirerProfile] = builtin_profiles()
 
 
 def get_profile(name: str) -> AcquirerProfile:
+    """A built-in profile by name."""
     try:
         return PROFILES[name]
     except KeyError:
         raise ProfileError(
             f"unknown acquirer profile {name!r}; known: {sorted(PROFILES)}"
         ) from None
+
+
+def load_profiles(path: Path) -> dict[str, AcquirerProfile]:
+    """Every profile of the file at ``path`` (``[profile.<name>]`` tables; a ``base`` may be
+    one of the same file or a built-in). Any defect is a ``ProfileError`` naming the file,
+    the profile and the key, and nothing is loaded."""
+    from smartpos.protocol import profile_file
+
+    return profile_file.load_file(path)
+
+
+def user_profiles_path(home: Path) -> Path:
+    return home / USER_PROFILES_FILE
+
+
+def resolve_profile(
+    name: str, home: Path | None = None, *, profiles_file: Path | None = None
+) -> AcquirerProfile:
+    """The profile called ``name``: built in, or defined in the user's profile file —
+    ``profiles_file`` when given (it must exist), else ``home/profiles.toml`` if there is
+    one. A broken user file is an error even for a built-in name: it is better to hear of
+    it than to run on a profile other than the one the user wrote."""
+    path = profiles_file
+    if path is None and home is not None and user_profiles_path(home).exists():
+        path = user_profiles_path(home)
+    if path is not None:
+        mine = load_profiles(path)
+        if name in mine:
+            return mine[name]
+        if name not in PROFILES:
+            raise ProfileError(
+                f"unknown acquirer profile {name!r}; built in: {sorted(PROFILES)}; "
+                f"in {path}: {sorted(mine)}"
+            )
+    return get_profile(name)

@@ -1,4 +1,4 @@
-"""The CUP-style ISO 8583 (1987) message layout, as data for pyiso8583.
+"""The CUP-style ISO 8583 (1987) message layout: the field dictionary and how it travels.
 
 Encoding rules (DESIGN §3.1, documented field by field in docs/protocol.md):
 
@@ -7,106 +7,79 @@ Encoding rules (DESIGN §3.1, documented field by field in docs/protocol.md):
   nibble; variable-length numerics are left-aligned with a trailing ``0`` nibble, and their
   length prefix is BCD (1 byte for LLVAR, 2 bytes for LLLVAR) counting digits.
 * Alphanumeric fields: ASCII. Binary fields (52 PIN block, 55 ICC data, 62 keys, 64 MAC) raw.
+
+This is the default dialect (:mod:`smartpos.protocol.dialect`); ``SPEC`` is it as data for
+pyiso8583, and the compiled fast path (:mod:`smartpos.protocol.compiled`) reads it too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from smartpos.protocol.formats import (
+    Encoding,
+    FieldDef,
+    FieldType,
+    LengthType,
+    Representation,
+    build_spec,
+    resolve,
+)
+
 FieldSpec = dict[str, Any]
 
+_N, _Z, _AN, _ANS, _B = FieldType.N, FieldType.Z, FieldType.AN, FieldType.ANS, FieldType.B
+_FIXED, _LL, _LLL = LengthType.FIXED, LengthType.LLVAR, LengthType.LLLVAR
 
-def _n(digits: int, desc: str) -> FieldSpec:
-    """Fixed numeric, BCD, right-aligned."""
-    return {
-        "data_enc": "b",
-        "len_enc": "bcd",
-        "len_type": 0,
-        "max_len": digits,
-        "len_count": "nibbles",
-        "left_pad": "0",
-        "desc": desc,
-    }
-
-
-def _nvar(max_digits: int, len_bytes: int, desc: str, pad: str = "0") -> FieldSpec:
-    """Variable numeric (or track 'z'), BCD, left-aligned, BCD length in digits."""
-    return {
-        "data_enc": "b",
-        "len_enc": "bcd",
-        "len_type": len_bytes,
-        "max_len": max_digits,
-        "len_count": "nibbles",
-        "right_pad": pad,
-        "desc": desc,
-    }
-
-
-def _an(length: int, desc: str) -> FieldSpec:
-    return {"data_enc": "ascii", "len_enc": "bcd", "len_type": 0, "max_len": length, "desc": desc}
-
-
-def _anvar(max_len: int, len_bytes: int, desc: str) -> FieldSpec:
-    return {
-        "data_enc": "ascii",
-        "len_enc": "bcd",
-        "len_type": len_bytes,
-        "max_len": max_len,
-        "desc": desc,
-    }
-
-
-def _b(length: int, desc: str) -> FieldSpec:
-    return {"data_enc": "b", "len_enc": "bcd", "len_type": 0, "max_len": length, "desc": desc}
-
-
-def _bvar(max_len: int, len_bytes: int, desc: str) -> FieldSpec:
-    return {
-        "data_enc": "b",
-        "len_enc": "bcd",
-        "len_type": len_bytes,
-        "max_len": max_len,
-        "desc": desc,
-    }
-
-
-SPEC: dict[str, FieldSpec] = {
-    "h": {"data_enc": "ascii", "len_enc": "ascii", "len_type": 0, "max_len": 0, "desc": "Header"},
-    "t": _b(2, "Message Type Identifier"),
-    "p": _b(8, "Primary Bitmap"),
-    "1": _b(8, "Secondary Bitmap (not used)"),
-    "2": _nvar(19, 1, "Primary Account Number"),
-    "3": _n(6, "Processing Code"),
-    "4": _n(12, "Amount, Transaction"),
-    "11": _n(6, "System Trace Audit Number"),
-    "12": _n(6, "Time, Local Transaction (hhmmss)"),
-    "13": _n(4, "Date, Local Transaction (MMDD)"),
-    "14": _n(4, "Date, Expiration (YYMM)"),
-    "15": _n(4, "Date, Settlement (MMDD)"),
-    "22": _n(3, "POS Entry Mode"),
-    "23": _n(3, "Card Sequence Number"),
-    "25": _n(2, "POS Condition Code"),
-    "26": _n(2, "POS PIN Capture Code"),
-    "32": _nvar(11, 1, "Acquiring Institution ID"),
-    "35": _nvar(37, 1, "Track 2 Data", pad="F"),
-    "37": _an(12, "Retrieval Reference Number"),
-    "38": _an(6, "Authorization Code"),
-    "39": _an(2, "Response Code"),
-    "41": _an(8, "Card Acceptor Terminal ID"),
-    "42": _an(15, "Card Acceptor ID (Merchant)"),
-    "44": _anvar(25, 1, "Additional Response Data"),
-    "48": _nvar(322, 2, "Additional Data (settlement totals)"),
-    "49": _an(3, "Currency Code, Transaction"),
-    "52": _b(8, "PIN Block"),
-    "53": _n(16, "Security Related Control Information"),
-    "54": _anvar(20, 2, "Balance Amount"),
-    "55": _bvar(255, 2, "ICC Data (EMV TLV)"),
-    "60": _nvar(17, 2, "Reserved Private (60.1 type, 60.2 batch, 60.3 network code)"),
-    "61": _nvar(29, 2, "Original Message (61.1 batch, 61.2 trace, 61.3 date)"),
-    "62": _bvar(512, 2, "Reserved Private (working keys / batch upload details)"),
-    "63": _anvar(163, 2, "Reserved Private (operator / card organisation)"),
-    "64": _b(8, "Message Authentication Code"),
+FIELDS: dict[str, FieldDef] = {
+    "2": FieldDef(_N, _LL, 19, "Primary Account Number"),
+    "3": FieldDef(_N, _FIXED, 6, "Processing Code"),
+    "4": FieldDef(_N, _FIXED, 12, "Amount, Transaction"),
+    "11": FieldDef(_N, _FIXED, 6, "System Trace Audit Number"),
+    "12": FieldDef(_N, _FIXED, 6, "Time, Local Transaction (hhmmss)"),
+    "13": FieldDef(_N, _FIXED, 4, "Date, Local Transaction (MMDD)"),
+    "14": FieldDef(_N, _FIXED, 4, "Date, Expiration (YYMM)"),
+    "15": FieldDef(_N, _FIXED, 4, "Date, Settlement (MMDD)"),
+    "22": FieldDef(_N, _FIXED, 3, "POS Entry Mode"),
+    "23": FieldDef(_N, _FIXED, 3, "Card Sequence Number"),
+    "25": FieldDef(_N, _FIXED, 2, "POS Condition Code"),
+    "26": FieldDef(_N, _FIXED, 2, "POS PIN Capture Code"),
+    "32": FieldDef(_N, _LL, 11, "Acquiring Institution ID"),
+    "35": FieldDef(_Z, _LL, 37, "Track 2 Data"),
+    "37": FieldDef(_AN, _FIXED, 12, "Retrieval Reference Number"),
+    "38": FieldDef(_AN, _FIXED, 6, "Authorization Code"),
+    "39": FieldDef(_AN, _FIXED, 2, "Response Code"),
+    "41": FieldDef(_ANS, _FIXED, 8, "Card Acceptor Terminal ID"),
+    "42": FieldDef(_ANS, _FIXED, 15, "Card Acceptor ID (Merchant)"),
+    "44": FieldDef(_AN, _LL, 25, "Additional Response Data"),
+    "48": FieldDef(_N, _LLL, 322, "Additional Data (settlement totals)"),
+    "49": FieldDef(_AN, _FIXED, 3, "Currency Code, Transaction"),
+    "52": FieldDef(_B, _FIXED, 8, "PIN Block"),
+    "53": FieldDef(_N, _FIXED, 16, "Security Related Control Information"),
+    "54": FieldDef(_AN, _LLL, 20, "Balance Amount"),
+    "55": FieldDef(_B, _LLL, 255, "ICC Data (EMV TLV)"),
+    "60": FieldDef(_N, _LLL, 17, "Reserved Private (60.1 type, 60.2 batch, 60.3 network code)"),
+    "61": FieldDef(_N, _LLL, 29, "Original Message (61.1 batch, 61.2 trace, 61.3 date)"),
+    "62": FieldDef(_B, _LLL, 512, "Reserved Private (working keys / batch upload details)"),
+    "63": FieldDef(_ANS, _LLL, 163, "Reserved Private (operator / card organisation)"),
+    "64": FieldDef(_B, _FIXED, 8, "Message Authentication Code"),
 }
+
+REPRESENTATION = Representation(
+    numeric=Encoding.BCD,
+    text=Encoding.ASCII,
+    binary=Encoding.BINARY,
+    prefix=Encoding.BCD,
+    mti=Encoding.BCD,
+    bitmap=Encoding.BINARY,
+)
+SECONDARY_BITMAP_DESC = "Secondary Bitmap (not used)"
+
+SPEC: dict[str, FieldSpec] = build_spec(
+    {k: resolve(f, REPRESENTATION).check() for k, f in FIELDS.items()},
+    REPRESENTATION,
+    secondary_desc=SECONDARY_BITMAP_DESC,
+)
 
 # Fields a request may carry; anything else set in the bitmap is a format error.
 SUPPORTED_FIELDS = frozenset(k for k in SPEC if k.isdigit() and k != "1")

@@ -1,4 +1,5 @@
-"""The terminal's link to its acquirer: TCP + TLS (pinned certificate), framing, timeouts."""
+"""The terminal's link to its acquirer: TCP + TLS (pinned certificate or a CA), framing,
+timeouts — each as the acquirer profile says (``profile.framing``, ``profile.tls*``)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,8 @@ import os
 import ssl
 from typing import Protocol
 
-from smartpos.protocol.framing import (
-    Frame,
-    FramingError,
-    Tpdu,
-    decode_body,
-    encode_frame,
-    read_body,
-)
-from smartpos.protocol.profiles import AcquirerProfile
+from smartpos.protocol.framing import FramingError
+from smartpos.protocol.profiles import AcquirerProfile, TlsTrust
 from smartpos.protocol.tls import peer_fingerprint, pinned_client_context
 
 
@@ -45,7 +39,9 @@ class FrameHandler(Protocol):
 
 
 class HostLink:
-    """The link over TCP and TLS, pinning the host's certificate."""
+    """The link over TCP and TLS: the host's certificate pinned (``fingerprint``, set up
+    with the terminal, or the profile's ``tls_fingerprint``), or checked against the
+    profile's CA certificates and the host name."""
 
     def __init__(
         self, host: str, port: int, profile: AcquirerProfile, fingerprint: str | None
@@ -55,28 +51,52 @@ class HostLink:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def _connect(self) -> None:
-        ssl_ctx: ssl.SSLContext | None = pinned_client_context() if self.profile.tls else None
-        if ssl_ctx is not None and not self.fingerprint:
-            # Fail closed: without a pinned certificate any host could answer for the bank.
+    def _pin(self) -> str | None:
+        """The fingerprint to check: the terminal's, or the profile's; never two that
+        disagree (which one would be the bank's?)."""
+        mine, profiles = self.fingerprint, self.profile.tls_fingerprint
+        if mine and profiles and mine.lower() != profiles:
             raise LinkError(
-                "no host certificate is pinned: provision the terminal with the host's "
-                "certificate fingerprint",
+                f"the terminal is set up to pin {mine[:16]}… but profile "
+                f"{self.profile.name!r} pins {profiles[:16]}…: fix one of them",
                 sent=False,
             )
+        return mine or profiles
+
+    async def _connect(self) -> None:
+        profile = self.profile
+        ssl_ctx: ssl.SSLContext | None = None
+        pin: str | None = None
+        server_name: str | None = None
+        if profile.tls and profile.tls_trust == TlsTrust.CA:
+            assert profile.tls_ca_file is not None  # the profile checks it
+            ssl_ctx = _ca_client_context(profile.tls_ca_file)
+            server_name = profile.tls_server_name or self.host
+        elif profile.tls:
+            ssl_ctx = pinned_client_context()
+            pin = self._pin()
+            if not pin:
+                # Fail closed: without a pinned certificate any host could answer for the bank.
+                raise LinkError(
+                    "no host certificate is pinned: provision the terminal with the host's "
+                    "certificate fingerprint",
+                    sent=False,
+                )
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, ssl=ssl_ctx),
-                self.profile.connect_timeout_ms / 1000,
+                asyncio.open_connection(
+                    self.host, self.port, ssl=ssl_ctx, server_hostname=server_name
+                ),
+                profile.connect_timeout_ms / 1000,
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             raise LinkError(
                 f"cannot reach the host at {self.host}:{self.port}: {_why(exc)}", sent=False
             ) from None
-        if ssl_ctx is not None and self._writer is not None:
+        if pin is not None and self._writer is not None:
             ssl_obj = self._writer.get_extra_info("ssl_object")
             actual = peer_fingerprint(ssl_obj)
-            if actual != self.fingerprint:
+            if actual != pin.lower():
                 await self.close()
                 raise LinkError(
                     "host certificate does not match the pinned fingerprint", sent=False
@@ -87,8 +107,8 @@ class HostLink:
         if self._writer is None or self._writer.is_closing():
             await self._connect()
         assert self._reader is not None and self._writer is not None
-        tpdu = Tpdu(self.profile.host_nii, self.profile.terminal_nii)
-        frame = encode_frame(Frame(tpdu, self.profile.app_header, message))
+        framing = self.profile.framing
+        frame = framing.request(message)
         try:
             self._writer.write(frame)
             await self._writer.drain()
@@ -97,8 +117,8 @@ class HostLink:
             raise LinkError(f"the link broke while sending: {_why(exc)}", sent=True) from None
         timeout = (timeout_ms or self.profile.response_timeout_ms) / 1000
         try:
-            body = await asyncio.wait_for(read_body(self._reader), timeout)
-            reply = decode_body(body, self.profile.header_len)
+            body = await asyncio.wait_for(framing.read_body(self._reader), timeout)
+            reply = framing.split(body)
         except TimeoutError:
             await self.close()
             raise LinkError(f"no answer from the host within {timeout:g} s", sent=True) from None
@@ -124,6 +144,19 @@ class HostLink:
         self._reader = self._writer = None
 
 
+def _ca_client_context(ca_file: str) -> ssl.SSLContext:
+    """Client context for a host with a CA-issued certificate: the chain to ``ca_file``
+    and the host name are verified, as a browser would."""
+    try:
+        ctx = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise LinkError(
+            f"cannot load the CA certificates {ca_file}: {_why(exc)}", sent=False
+        ) from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
 def _why(exc: BaseException) -> str:
     """A failed socket operation in words: ``connection refused``, not ``[Errno 111] Connect
     call failed ('127.0.0.1', 8583)``."""
@@ -145,12 +178,11 @@ class InProcessLink:
         self.host, self.profile = host, profile
 
     async def exchange(self, message: bytes, timeout_ms: int | None = None) -> bytes:
-        tpdu = Tpdu(self.profile.host_nii, self.profile.terminal_nii)
-        frame = encode_frame(Frame(tpdu, self.profile.app_header, message))
-        answer = await self.host.handle(frame[2:])
+        framing = self.profile.framing
+        answer = await self.host.handle(framing.request(message)[framing.prefix_len :])
         if answer is None:
             raise LinkError("no answer from host in time", sent=True)
-        return decode_body(answer[2:], self.profile.header_len).message
+        return framing.split(answer[framing.prefix_len :]).message
 
     async def close(self) -> None:
         return None
