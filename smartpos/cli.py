@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     from smartpos.cards.reading import CardInput
     from smartpos.db.lock import ProcessLock
     from smartpos.host.sandbox import HostRuntime
-    from smartpos.terminal.engine import Terminal, TxnResult
+    from smartpos.services.terminal import TerminalService
+    from smartpos.terminal.engine import TxnResult
 
 app = App(
     no_args_is_help=True,
@@ -356,26 +357,43 @@ def host_cards(as_json: JsonOpt = False) -> Reply:
 # -- terminal --------------------------------------------------------------------------------
 
 
-def _on_terminal(fn: Callable[[Terminal], Awaitable[T]]) -> T:
-    """Open the provisioned terminal, run ``fn`` on it, close its link."""
-    from smartpos.terminal.setup import open_terminal
+# What the command line adds to the terminal's refusals: the command or option to use.
+_HINTS = {
+    "not_provisioned": "run `smartpos demo` once or `smartpos terminal provision`",
+    "not_signed_on": "`smartpos terminal signon`",
+    "chip_card_swiped": "--chip or --tap; --fallback only when its chip cannot be read",
+    "pin_required": "--pin",
+}
+
+
+def _on_service(fn: Callable[[TerminalService], Awaitable[T]]) -> T:
+    """Open the terminal service on the provisioned terminal, run ``fn`` with it, close it.
+    A refusal gets the command line's hint (the engine names no command or option)."""
+    from smartpos.services.terminal import TerminalService
+    from smartpos.terminal.errors import TerminalError
 
     async def go() -> T:
-        terminal = open_terminal(load_settings())
+        service = TerminalService.open(load_settings())
         try:
-            return await fn(terminal)
+            return await fn(service)
         finally:
-            await terminal.close()
+            await service.close()
 
-    return _run(go())
+    try:
+        return _run(go())
+    except TerminalError as exc:
+        hint = _HINTS.get(exc.code)
+        raise UserError(f"{exc} ({hint})" if hint else str(exc)) from None
 
 
-def _txn(fn: Callable[[Terminal], Awaitable[TxnResult]], print_receipt: bool = False) -> Reply:
-    """Run one transaction on the terminal; with ``print_receipt`` print the slips of an
-    approval (a printer failure is reported, the transaction stands)."""
+def _txn(
+    fn: Callable[[TerminalService], Awaitable[TxnResult]], print_receipt: bool = False
+) -> Reply:
+    """Run one transaction through the terminal service; with ``print_receipt`` print the
+    slips of an approval (a printer failure is reported, the transaction stands)."""
     from smartpos.commandline.replies import txn_reply
 
-    result = _on_terminal(fn)
+    result = _on_service(fn)
     receipt = None
     if print_receipt and result.result == "approved" and result.kind != "balance":
         from smartpos.devices.printer import PrinterError
@@ -389,6 +407,31 @@ def _txn(fn: Callable[[Terminal], Awaitable[TxnResult]], print_receipt: bool = F
             err.print("[yellow]receipt not printed:[/yellow] ", end="")
             err.print(f"{exc} (reprint later)", markup=False, highlight=False)
     return txn_reply(result.to_dict(), receipt)
+
+
+def _order_ref(given: str | None) -> str:
+    """The order reference a money-moving command sends under: the one given (the same
+    reference again is answered from the journal and never charged twice), or a new one."""
+    if given is None:
+        import uuid
+
+        return f"cli-{uuid.uuid4().hex}"
+    ref = given.strip()
+    if not (1 <= len(ref) <= 64 and ref.isascii() and ref.isprintable()):
+        raise UserError(
+            "--order must be 1 to 64 printable ASCII characters", code="usage", exit_code=2
+        )
+    return ref
+
+
+OrderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--order",
+        help="order reference (idempotency key): the same reference again returns the stored"
+        " result and sends nothing",
+    ),
+]
 
 
 def _one_reading(chip: bool, tap: bool, fallback: bool) -> None:
@@ -456,13 +499,13 @@ def terminal_provision(
 @terminal_app.command("signon")
 def terminal_signon(as_json: JsonOpt = False) -> Reply:
     """Sign on: receive fresh PIN and MAC keys (0800/0810)."""
-    return _txn(lambda t: t.sign_on())
+    return _txn(lambda s: s.sign_on())
 
 
 @terminal_app.command("echo")
 def terminal_echo(as_json: JsonOpt = False) -> Reply:
     """Echo test: is the host there? (0820/0830)"""
-    return _txn(lambda t: t.echo())
+    return _txn(lambda s: s.echo())
 
 
 @terminal_app.command("sale", help="Card sale (purchase 0200)." + _CARD_HELP)
@@ -474,13 +517,15 @@ def terminal_sale(
     tap: TapOpt = False,
     fallback: FallbackOpt = False,
     print_receipt: PrintOpt = False,
+    order: OrderOpt = None,
     as_json: JsonOpt = False,
 ) -> Reply:
     _one_reading(chip, tap, fallback)
+    ref = _order_ref(order)
 
-    async def sale(t: Terminal) -> TxnResult:
+    async def sale(s: TerminalService) -> TxnResult:
         card = _read_card(expiry, chip, tap, fallback)
-        return await t.sale(amount.amount_minor, card, _read_pin(pin))
+        return await s.sale(amount.amount_minor, card, _read_pin(pin), order_ref=ref)
 
     return _txn(sale, print_receipt)
 
@@ -496,9 +541,9 @@ def terminal_balance(
 ) -> Reply:
     _one_reading(chip, tap, fallback)
 
-    async def inquiry(t: Terminal) -> TxnResult:
+    async def inquiry(s: TerminalService) -> TxnResult:
         card = _read_card(expiry, chip, tap, fallback)
-        return await t.balance(card, _read_pin(pin))
+        return await s.balance(card, _read_pin(pin))
 
     return _txn(inquiry)
 
@@ -508,6 +553,7 @@ def terminal_void(
     stan: StanOpt = None,
     invoice: InvoiceOpt = None,
     print_receipt: PrintOpt = False,
+    order: OrderOpt = None,
     as_json: JsonOpt = False,
 ) -> Reply:
     """Void a sale of the open batch."""
@@ -515,7 +561,8 @@ def terminal_void(
         raise UserError(
             "give the sale's --stan or its --invoice (one of them)", code="usage", exit_code=2
         )
-    return _txn(lambda t: t.void(stan=stan, invoice_no=invoice), print_receipt)
+    ref = _order_ref(order)
+    return _txn(lambda s: s.void(stan=stan, invoice_no=invoice, order_ref=ref), print_receipt)
 
 
 @terminal_app.command(
@@ -529,13 +576,15 @@ def terminal_refund(
     tap: TapOpt = False,
     fallback: FallbackOpt = False,
     print_receipt: PrintOpt = False,
+    order: OrderOpt = None,
     as_json: JsonOpt = False,
 ) -> Reply:
     _one_reading(chip, tap, fallback)
+    ref = _order_ref(order)
 
-    async def refund(t: Terminal) -> TxnResult:
+    async def refund(s: TerminalService) -> TxnResult:
         card = _read_card(expiry, chip, tap, fallback)
-        return await t.refund(amount.amount_minor, card, rrn=rrn)
+        return await s.refund(amount.amount_minor, card, rrn=rrn, order_ref=ref)
 
     return _txn(refund, print_receipt)
 
@@ -545,21 +594,20 @@ def terminal_settle(as_json: JsonOpt = False) -> Reply:
     """End of day: settle the batch with the host."""
     from smartpos.commandline.replies import settle_reply
 
-    async def settle(t: Terminal) -> dict[str, Any]:
-        return (await t.settle()).to_dict()
+    async def settle(s: TerminalService) -> dict[str, Any]:
+        return (await s.settle()).to_dict()
 
-    return settle_reply(_on_terminal(settle), load_settings().currency)
+    return settle_reply(_on_service(settle), load_settings().currency)
 
 
 @terminal_app.command("reversals")
 def terminal_reversals(as_json: JsonOpt = False) -> Reply:
     """Send pending reversals now; print how many are still waiting."""
 
-    async def go(t: Terminal) -> int:
-        t.recover()
-        return int(await t.flush_reversals())
+    async def go(s: TerminalService) -> int:
+        return await s.send_reversals()
 
-    left = _on_terminal(go)
+    left = _on_service(go)
     message = f"pending reversals: {left}"
     if left:
         message += (
@@ -619,7 +667,7 @@ def demo(
 ) -> None:
     """Run the sandbox host with a provisioned, signed-on demo terminal and test cards."""
     from smartpos.host.testcards import CATALOGUE, by_label_prefix
-    from smartpos.terminal.setup import open_terminal
+    from smartpos.services.terminal import TerminalService
 
     settings = load_settings()
     port = port or settings.host_port
@@ -638,9 +686,11 @@ def demo(
     setup = _demo_setup(settings, rt, port)
 
     async def ready(p: int) -> None:
-        terminal = open_terminal(settings)
-        signed = await terminal.sign_on()
-        await terminal.close()
+        service = TerminalService.open(settings)
+        try:
+            signed = await service.sign_on()
+        finally:
+            await service.close()
         console.print(
             f"[bold]smartpos demo[/bold] — sandbox host on 127.0.0.1:{p} (TLS), "
             f"terminal {DEMO_TID} / merchant {DEMO_MID} "
