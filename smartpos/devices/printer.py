@@ -19,6 +19,7 @@ from escpos.exceptions import Error as EscposError
 from escpos.printer import Dummy, File, Network
 
 from smartpos.config import Settings
+from smartpos.devices.ports import DeviceError
 from smartpos.files import UnsafeFileError, make_private_dirs, open_private
 from smartpos.receipts.escpos import receipt_bytes
 from smartpos.receipts.model import Receipt
@@ -30,8 +31,11 @@ NETWORK_TIMEOUT_S = 5.0
 _NEXT_STEP = "check power/cable/paper, then reprint"
 
 
-class PrinterError(RuntimeError):
-    """The receipt could not be printed; the message says where and what to do next."""
+class PrinterError(DeviceError, RuntimeError):
+    """The receipt could not be printed; the message says where and what to do next.
+
+    A :class:`~smartpos.devices.ports.DeviceError` like every device failure, and still the
+    ``RuntimeError`` it always was."""
 
 
 class AppendingFile(File):  # type: ignore[misc]  # python-escpos ships no type hints
@@ -151,3 +155,50 @@ def print_receipts(settings: Settings, receipts: Sequence[Receipt]) -> None:
         except (OSError, EscposError) as exc:
             # Closing after a failure must not hide that failure; after success it is harmless.
             log.warning("closing printer at %s failed: %s", _where(settings), exc)
+
+
+class ReceiptPrinter:
+    """The :class:`~smartpos.devices.ports.Printer` port on the printer ``settings`` name:
+    each call opens it, prints every receipt and closes it (:func:`print_receipts`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def __repr__(self) -> str:
+        return f"ReceiptPrinter({_where(self._settings)})"
+
+    def print_receipts(self, receipts: Sequence[Receipt]) -> None:
+        """Print ``receipts`` in order; PrinterError if the printer fails."""
+        print_receipts(self._settings, receipts)
+
+    def check(self) -> None:
+        """The power-on self-test: open the printer and close it. PrinterError if it cannot
+        be reached."""
+        printer = open_printer(self._settings)
+        try:
+            printer.close()
+        except (OSError, EscposError) as exc:
+            log.warning("closing printer at %s failed: %s", _where(self._settings), exc)
+
+
+class SimulatedPrinter:
+    """A printer for the demo, training and tests: keeps each receipt printed and the exact
+    ESC/POS bytes a real printer would have received."""
+
+    def __init__(self, width: int = 32, codepage: str = "gb18030") -> None:
+        self.width = width
+        self.codepage = codepage
+        self.printed: list[Receipt] = []
+        self._output = Dummy()
+
+    def print_receipts(self, receipts: Sequence[Receipt]) -> None:
+        jobs = [receipt_bytes(r, width=self.width, codepage=self.codepage) for r in receipts]
+        for receipt, job in zip(receipts, jobs, strict=True):
+            self._output._raw(job)
+            self.printed.append(receipt)
+
+    @property
+    def output(self) -> bytes:
+        """Every byte sent so far."""
+        data: bytes = self._output.output
+        return data
