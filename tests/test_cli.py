@@ -443,3 +443,51 @@ def test_an_unprovisioned_terminal_says_so_and_creates_nothing(home: Path) -> No
     out = js(done)
     assert (out["ok"], out["code"]) == (False, "refused") and "not provisioned" in out["message"]
     assert not (home / "terminal.db").exists() and not (home / "terminal").exists()
+
+
+# -- --order: an order reference is charged once -------------------------------------------
+
+
+def _card_balance(home: Path) -> int:
+    done = cli(home, "terminal", "balance", "--pin", "--json", card=GOOD.pan, pin="123456")
+    return int(data(done)["balance_minor"])
+
+
+def test_the_same_order_reference_is_charged_once(home: Path, host: int) -> None:
+    assert js(cli(home, "terminal", "signon", "--json"))["result"] == "approved"
+    before = _card_balance(home)
+    args = ("terminal", "sale", "--amount", "12.34", "--pin", "--order", "A-1001", "--json")
+    first = data(cli(home, *args, card=GOOD.pan, pin="123456"))
+    again = data(cli(home, *args, card=GOOD.pan, pin="123456"))
+    assert first["rrn"] == again["rrn"] and again["repeated"] and not first["repeated"]
+    assert first["order_ref"] == "A-1001"
+    assert _card_balance(home) == before - 1234
+
+    other = cli(
+        home,
+        "terminal",
+        "sale",
+        "--amount",
+        "12.35",
+        "--pin",
+        "--order",
+        "A-1001",
+        "--json",
+        ok=False,
+        card=GOOD.pan,
+        pin="123456",
+    )
+    refused = js(other)
+    assert (refused["ok"], refused["code"]) == (False, "refused")
+    assert "A-1001" in refused["message"] and "new reference" in refused["message"]
+    assert _card_balance(home) == before - 1234
+
+    void = ("terminal", "void", "--stan", first["stan"], "--order", "A-1001/void", "--json")
+    assert js(cli(home, *void))["result"] == "approved"
+    assert data(cli(home, *void))["repeated"] is True
+    assert _card_balance(home) == before
+
+
+def test_a_malformed_order_reference_is_a_usage_error(home: Path) -> None:
+    done = cli(home, "terminal", "void", "--stan", "000001", "--order", "", "--json", ok=False)
+    assert done.returncode == 2 and js(done)["code"] == "usage"
