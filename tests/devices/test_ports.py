@@ -58,5 +58,5 @@ def test_the_simulated_customer_display_shows_what_fits() -> None:
     display.show(["TOTAL           CNY 12.34", "x" * 60, "3", "4", "5"])
     assert display.lines == ("TOTAL           CNY 12.34", "x" * 40, "3", "4")
     display.clear()
-    assert display.lines == ()
+    assert not display.lines
     assert isinstance(display, CustomerDisplay)
