@@ -61,6 +61,7 @@ _SW_WRONG_LE = 0x6C  # T=0: send the command again with this Le
 _SW_NOT_FOUND = (0x6A82, 0x6A81)  # file or application not found, function not supported
 _CHAINING_MAX = 16  # GET RESPONSE rounds for one answer
 _RECORDS_MAX = 32  # records the AFL may name
+_CARD_POLL_S = 1.0  # one slice of waiting for a card
 _P1_ARQC, _P1_TC, _P1_AAC = 0x80, 0x40, 0x00
 _CID_TYPE = 0xC0  # bits of the cryptogram information data that say which cryptogram
 _ARC_APPROVED, _ARC_DECLINED = b"00", b"05"  # authorisation response code (8A), an2
@@ -441,7 +442,7 @@ class ChipCardReader:
         reader has no stripe to swipe)."""
         self.release()
         try:
-            transport = await asyncio.to_thread(self._open_card, timeout_s)
+            transport = await self._wait_for_card(timeout_s)
         except TimeoutError:
             raise NoCardError("no card was presented: insert or tap the card") from None
         session = EmvSession(transport, self._aids)
@@ -453,6 +454,19 @@ class ChipCardReader:
             raise
         self._session, self._app, self._card = session, app, card
         return card
+
+    async def _wait_for_card(self, timeout_s: float | None) -> ApduTransport:
+        # A reader's wait for a card cannot be cancelled from outside its thread, so it waits
+        # in slices: a sale given up stops waiting within one slice.
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while True:
+            left = _CARD_POLL_S if deadline is None else deadline - loop.time()
+            try:
+                return await asyncio.to_thread(self._open_card, max(0.0, min(_CARD_POLL_S, left)))
+            except TimeoutError:
+                if deadline is not None and loop.time() >= deadline:
+                    raise
 
     async def generate_ac(self, terminal: TerminalData) -> dict[str, bytes]:
         return await asyncio.to_thread(self._require_session().generate_ac, terminal)

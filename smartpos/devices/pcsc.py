@@ -89,7 +89,7 @@ def wait_for_card(timeout_s: float | None, reader_name: str | None = None) -> Pc
         ) from None
     try:
         service.connection.connect()
-    except exceptions.CardConnectionException:
+    except Exception:  # pyscard's NoCardException, CardConnectionException…
         raise ChipError(f"the card did not power up: {_AGAIN}") from None
     return PcscTransport(service.connection)
 

@@ -22,6 +22,7 @@ from smartpos.cards.emv import AIP, SimulatedChip, TerminalData, sandbox_applica
 from smartpos.cards.track import parse_track2
 from smartpos.devices.chip import PPSE
 from smartpos.devices.counters import ATC_MAX, CardCounters
+from smartpos.devices.ports import ChipError
 
 __all__ = ["CDOL1", "CDOL2", "SimulatedApduCard"]
 
@@ -144,9 +145,10 @@ class SimulatedApduCard:
 
     def _next_atc(self) -> int | None:
         if self._counters is not None:
-            if self._counters.atc(self._track.pan, self._psn) >= ATC_MAX:
+            try:
+                return self._counters.next_atc(self._track.pan, self._psn)
+            except ChipError:  # used up: the card refuses to start
                 return None
-            return self._counters.next_atc(self._track.pan, self._psn)
         if self._atc >= ATC_MAX:
             return None
         self._atc += 1

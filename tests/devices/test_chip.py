@@ -316,6 +316,21 @@ def test_no_card_in_time_is_no_card_error() -> None:
     assert isinstance(ChipCardReader(never), CardReader)
 
 
+def test_the_wait_for_a_card_goes_on_in_slices_a_given_up_sale_can_stop() -> None:
+    slices: list[float | None] = []
+    card = SimulatedApduCard(CHIP_TRACK2)
+
+    def open_card(timeout_s: float | None) -> Any:
+        slices.append(timeout_s)
+        if len(slices) < 3:
+            raise TimeoutError
+        return card
+
+    read = asyncio.run(ChipCardReader(open_card).read_card(None))
+    assert read.pan == CHIP_PAN
+    assert len(slices) == 3 and all(t is not None and 0 < t <= 1.0 for t in slices)
+
+
 # -- PC/SC -------------------------------------------------------------------------------
 
 
@@ -389,7 +404,8 @@ def test_the_pcsc_reader_runs_the_same_conversation_through_pyscard(
     reader = PcscCardReader("ACR39U")
     icc = asyncio.run(read_and_arqc(reader))
     assert verify_arqc(read_icc_data(encode_tlv(icc).hex()), CHIP_PAN, "01")
-    assert requests == [{"timeout": 1.0, "cardType": "any", "readers": ["ACS ACR39U 00 00"]}]
+    assert [(r["cardType"], r["readers"]) for r in requests] == [("any", ["ACS ACR39U 00 00"])]
+    assert 0 < requests[0]["timeout"] <= 1.0
     assert pcsc_readers() == ["ACS ACR39U 00 00"]
     reader.release()
     assert card.commands[-1] == "generate_ac"
