@@ -207,19 +207,11 @@ async def _serve_on(
 
         await serve_cluster(settings, port, tls, profile, workers, ready)
         return
-    from smartpos.host.pipeline import HostService
-    from smartpos.host.sandbox import open_host
-    from smartpos.host.server import HostServer
-    from smartpos.host.tls import ensure_certificate, server_context
-    from smartpos.protocol.profiles import get_profile
+    from smartpos import bootstrap
 
-    rt = held.runtime if held else open_host(settings)
-    prof = get_profile(profile)
-    service = HostService(
-        rt.engine, rt.processor(), rt.hsm, prof, writer_lock=held.lock if held else None
-    )
-    ssl_ctx = server_context(*ensure_certificate(settings.host_dir)) if tls else None
-    server = HostServer(service, ssl_context=ssl_ctx)
+    rt = held.runtime if held else bootstrap.host_runtime(settings)
+    service = bootstrap.host_service(rt, profile, writer_lock=held.lock if held else None)
+    server = bootstrap.host_server(settings, service, tls=tls)
     if held is not None:
         await server.start_on(held.listener)
     else:

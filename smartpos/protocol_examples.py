@@ -28,12 +28,13 @@ from typing import Any
 from psec.des import apply_key_variant
 from sqlalchemy import Engine
 
+from smartpos import bootstrap
 from smartpos.cards.emv import TEST_IMK_AC
 from smartpos.cards.reading import CardInput
 from smartpos.config import Settings
 from smartpos.host.pipeline import HostService
 from smartpos.host.processor import Processor
-from smartpos.host.sandbox import ensure_merchant, open_host, provision_terminal, seed_test_cards
+from smartpos.host.sandbox import ensure_merchant, provision_terminal, seed_test_cards
 from smartpos.host.testcards import by_label_prefix
 from smartpos.keys.hsm import SoftHsm
 from smartpos.keys.keys import generate_key
@@ -179,7 +180,7 @@ def _restore(engine: Engine, copy: sqlite3.Connection) -> None:
 
 async def _business_day(home: Path) -> list[Exchange]:
     clock, rng = Clock(), random.Random(SEED)
-    host = open_host(Settings(home=home / "acquirer"), durable=False)
+    host = bootstrap.host_runtime(Settings(home=home / "acquirer"), durable=False)
     host = replace(host, hsm=SoftHsm(host.vault, key_source=_test_keys))
     seed_test_cards(host)
     ensure_merchant(host, MID, MERCHANT_NAME)
@@ -191,7 +192,7 @@ async def _business_day(home: Path) -> list[Exchange]:
         clock=clock,
         auth_code=lambda: f"{rng.randrange(10**6):06d}",
     )
-    service = HostService(host.engine, processor, host.hsm, PROFILE)
+    service = bootstrap.host_service(host, PROFILE, processor=processor)
     recorder = _Recorder(service)
     pos = open_terminal_db(Settings(home=home / "pos"), durable=False)
     provision(

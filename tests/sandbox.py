@@ -9,18 +9,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from smartpos import bootstrap
 from smartpos.config import Settings
 from smartpos.host.links import LinkLimits
 from smartpos.host.pipeline import HostService
 from smartpos.host.sandbox import (
     HostRuntime,
     ensure_merchant,
-    open_host,
     provision_terminal,
     seed_test_cards,
 )
 from smartpos.host.server import HostServer
-from smartpos.host.tls import ensure_certificate, fingerprint, server_context
+from smartpos.host.tls import ensure_certificate, fingerprint
 from smartpos.protocol.profiles import AcquirerProfile, get_profile
 from smartpos.terminal.engine import Terminal
 from smartpos.terminal.link import HostLink
@@ -76,7 +76,7 @@ async def running_sandbox(
     **service_kw: object,
 ) -> AsyncIterator[Sandbox]:
     settings = Settings(home=home, host_db_url=host_db_url)
-    rt = open_host(settings, durable=durable)
+    rt = bootstrap.host_runtime(settings, durable=durable)
     seed_test_cards(rt)
     ensure_merchant(rt, MID, "测试商户")
     prof = get_profile(profile)
@@ -84,10 +84,9 @@ async def running_sandbox(
         from dataclasses import replace
 
         prof = replace(prof, tls=False)
-    service = HostService(rt.engine, rt.processor(), rt.hsm, prof, **service_kw)  # type: ignore[arg-type]
-    cert, key = ensure_certificate(settings.host_dir)
-    ssl_ctx = server_context(cert, key) if tls else None
-    server = HostServer(service, ssl_context=ssl_ctx, limits=limits)
+    service = bootstrap.host_service(rt, prof, **service_kw)  # type: ignore[arg-type]
+    cert, _ = ensure_certificate(settings.host_dir)
+    server = bootstrap.host_server(settings, service, tls=tls, limits=limits)
     await server.start("127.0.0.1", 0)
     try:
         yield Sandbox(settings, rt, service, server, prof, fingerprint(cert))

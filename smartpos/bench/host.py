@@ -288,16 +288,12 @@ def _host_process(home: str, tls: bool, profile: str, workers: int, db_url: str 
     setup_logging(logging.WARNING)
 
     async def single() -> dict[str, Any]:
-        from smartpos.host.pipeline import HostService
-        from smartpos.host.sandbox import open_host
-        from smartpos.host.server import HostServer
-        from smartpos.host.tls import ensure_certificate, server_context
+        from smartpos import bootstrap
 
         settings = Settings(home=Path(home), host_db_url=db_url)
-        rt = open_host(settings, durable=True)
-        service = HostService(rt.engine, rt.processor(), rt.hsm, get_profile(profile))
-        ctx = server_context(*ensure_certificate(settings.host_dir)) if tls else None
-        server = HostServer(service, ssl_context=ctx)
+        rt = bootstrap.host_runtime(settings, durable=True)
+        service = bootstrap.host_service(rt, profile)
+        server = bootstrap.host_server(settings, service, tls=tls)
         await server.start("127.0.0.1", 0)
         _ready(server.port)
         await _wait_for_stop()

@@ -57,14 +57,12 @@ from smartpos.host.context import CardRead, Context, TerminalKeys
 from smartpos.host.links import LinkLimits
 from smartpos.host.pipeline import (
     BatchWriter,
-    HostService,
     HostStats,
     load_terminal,
     load_terminals,
 )
 from smartpos.logs import setup_logging
 from smartpos.protocol.messages import TxnType
-from smartpos.protocol.profiles import get_profile
 
 log = logging.getLogger("smartpos.host")
 
@@ -178,18 +176,15 @@ class RemoteWriter:
 
 
 async def _frontend_main(fd: int, sock_path: str, tls: bool, profile: str) -> None:
-    from smartpos.host.sandbox import open_host
-    from smartpos.host.server import HostServer
-    from smartpos.host.tls import ensure_certificate, server_context
+    from smartpos import bootstrap
 
     settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
-    rt = open_host(settings)
+    rt = bootstrap.host_runtime(settings)
     stop = asyncio.Event()
     remote = RemoteWriter(Path(sock_path), on_lost=stop.set)
-    service = HostService(rt.engine, rt.processor(), rt.hsm, get_profile(profile), writer=remote)
-    ssl_ctx = server_context(*ensure_certificate(settings.host_dir)) if tls else None
+    service = bootstrap.host_service(rt, profile, writer=remote)
     limits = LinkLimits(**json.loads(os.environ[LIMITS_ENV]))
-    server = HostServer(service, ssl_context=ssl_ctx, limits=limits)
+    server = bootstrap.host_server(settings, service, tls=tls, limits=limits)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -1,0 +1,90 @@
+"""The one place where smartpos is wired together (DESIGN §3.5).
+
+Entry points — the command line, the host's front-end processes, the benchmarks, the
+protocol examples, the tests — ask here for a host service or a terminal service instead of
+assembling database, keys, processor, writer and profile themselves. Imports happen inside
+the functions: a command that needs only the terminal loads nothing of the host.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smartpos.config import Settings
+    from smartpos.db.lock import ProcessLock
+    from smartpos.host.context import Context
+    from smartpos.host.links import LinkLimits
+    from smartpos.host.pipeline import HostService, Writer
+    from smartpos.host.processor import Processor
+    from smartpos.host.sandbox import HostRuntime
+    from smartpos.host.server import HostServer
+    from smartpos.protocol.profiles import AcquirerProfile
+    from smartpos.services.terminal import TerminalService
+    from smartpos.terminal.engine import Terminal
+
+__all__ = ["host_runtime", "host_server", "host_service", "terminal_service"]
+
+
+def host_runtime(settings: Settings, *, durable: bool = True) -> HostRuntime:
+    """The host's database (migrated), vault, soft HSM and PAN tokenizer."""
+    from smartpos.host.sandbox import open_host
+
+    return open_host(settings, durable=durable)
+
+
+def host_service(
+    rt: HostRuntime,
+    profile: AcquirerProfile | str,
+    *,
+    writer: Writer | None = None,
+    writer_lock: ProcessLock | None = None,
+    max_batch: int = 256,
+    after_commit: Callable[[list[Context]], None] | None = None,
+    processor: Processor | None = None,
+) -> HostService:
+    """The host's request pipeline on ``rt`` for ``profile``: its own writer (holding
+    ``writer_lock``) or, in a front-end process, the ``writer`` it forwards to.
+    ``processor``: one with injected clock and codes (the protocol examples)."""
+    from smartpos.host.pipeline import HostService
+    from smartpos.protocol.profiles import get_profile
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    return HostService(
+        rt.engine,
+        processor or rt.processor(),
+        rt.hsm,
+        prof,
+        writer=writer,
+        writer_lock=writer_lock,
+        max_batch=max_batch,
+        after_commit=after_commit,
+    )
+
+
+def host_server(
+    settings: Settings,
+    service: HostService,
+    *,
+    tls: bool,
+    limits: LinkLimits | None = None,
+) -> HostServer:
+    """The TCP server for ``service``, with the host's certificate when ``tls``."""
+    from smartpos.host.server import HostServer
+    from smartpos.host.tls import ensure_certificate, server_context
+
+    ssl_ctx: ssl.SSLContext | None = (
+        server_context(*ensure_certificate(settings.host_dir)) if tls else None
+    )
+    return HostServer(service, ssl_context=ssl_ctx, limits=limits)
+
+
+def terminal_service(
+    settings: Settings, *, factory: Callable[[], Terminal] | None = None
+) -> TerminalService:
+    """The terminal service on the provisioned terminal of ``settings``."""
+    from smartpos.services.terminal import TerminalService
+
+    return TerminalService.open(settings, factory=factory)
