@@ -150,6 +150,18 @@ def test_the_cards_counter_steps_per_transaction_and_survives_the_session(tmp_pa
     assert CardCounters(tmp_path / "cards.json").atc(CHIP_PAN) == 3
 
 
+def test_a_card_keeps_one_counter_whichever_simulated_reader_reads_it(tmp_path: Path) -> None:
+    from smartpos.devices.cardreader import SimulatedCardReader
+
+    path = tmp_path / "cards.json"
+    simple = SimulatedCardReader(path)
+    simple.insert(CHIP_TRACK2)
+    asyncio.run(simple.read_card(1.0))
+    assert asyncio.run(simple.generate_ac(TERMINAL))["9F36"] == b"\x00\x01"
+    apdu = SimulatedApduCard(CHIP_TRACK2, counters=simple.counters)
+    assert asyncio.run(read_and_arqc(reader_for(apdu)))["9F36"] == b"\x00\x02"
+
+
 def test_a_used_up_card_will_not_start_a_transaction(tmp_path: Path) -> None:
     card = SimulatedApduCard(CHIP_TRACK2, atc=ATC_MAX)
     with pytest.raises(ChipError, match="refused GET PROCESSING OPTIONS \\(status 6985\\)"):
