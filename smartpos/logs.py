@@ -18,8 +18,6 @@ from __future__ import annotations
 import logging
 import re
 
-from smartpos.cards.pan import luhn_ok
-
 __all__ = ["ScrubFilter", "scrub", "setup_logging"]
 
 _TRACK1 = re.compile(r"%?B[0-9]{12,19}\^[^^\n]{0,26}\^[0-9]{4}[^\s?]*\??")
@@ -35,6 +33,10 @@ TRACK_REMOVED = "[track data removed]"
 
 
 def _mask(match: re.Match[str]) -> str:
+    # Imported at the first digit run that could be a card number: every command imports
+    # this module, and `smartpos.cards` brings the EMV and crypto libraries along.
+    from smartpos.cards.pan import luhn_ok
+
     text = match.group(0)
     digits = _SEPARATORS.sub("", text)
     if not luhn_ok(digits):

@@ -4,6 +4,10 @@ Typer (Click) would print usage errors as a framed block and let any other excep
 in a traceback — with the local variables, which can hold a PAN or a PIN. :class:`App`
 runs the command itself and turns each failure into one :class:`Reply` (``result:
 "error"``): JSON on stdout under ``--json``, else one ``error:`` line on stderr.
+
+Every command starts through this module, so it imports little: the rich consoles
+(:data:`console`, :data:`err`) are made when something is first printed for people, and the
+errors of other modules are recognised without importing them (:func:`_known`).
 """
 
 from __future__ import annotations
@@ -12,22 +16,51 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
 
 from smartpos.commandline.result import Reply, emit
+from smartpos.config import SettingsError
 
-__all__ = ["App", "UserError", "console", "err"]
+if TYPE_CHECKING:
+    from rich.console import Console
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+__all__ = ["App", "LazyConsole", "UserError", "console", "err"]
+
 log = logging.getLogger("smartpos.cli")
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h)
 EXIT_CANCELLED = 130  # as a shell reports Ctrl-C
+
+
+class LazyConsole:
+    """A rich ``Console`` made on first use, with these options: ``--json`` prints no lines
+    for people, and importing rich would cost it ~25 ms. Anything of the console's can be
+    used through it (``.print``, ``.file``…)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.console.print(*objects, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+console = LazyConsole(soft_wrap=True)
+err = LazyConsole(stderr=True, soft_wrap=True)
 
 
 class UserError(Exception):
@@ -49,6 +82,7 @@ class App(typer.Typer):
     def run(self, argv: list[str]) -> int:
         """Run the command ``argv`` names, print its result, return the exit status."""
         command = typer.main.get_command(self)
+        _plain_coercion(command)
         path = _command_path(command, argv)
         as_json = _wants_json(argv)
         try:
@@ -66,6 +100,69 @@ class App(typer.Typer):
         if returned == EXIT_CANCELLED:  # Typer turned a Ctrl-C into this status, silently
             return emit(failure(KeyboardInterrupt()), path, as_json, console, err)
         return returned if isinstance(returned, int) else 0
+
+
+class _PlainCoercion:
+    """Typer's coercion of a command-line value, without Typer's detour through pydantic,
+    for the parameters where pydantic adds nothing: options with their own ``parser``
+    (smartpos.commandline.options) and plain ``str`` and ``bool`` parameters.
+
+    Typer (0.29) coerces every parameter value through a pydantic ``TypeAdapter`` — even a
+    missing one, even one it only hands to the option's parser, even ``--help``'s: importing
+    pydantic and building the adapters cost ~110 ms of each ``terminal sale``. For these
+    parameters the outcome is plain: nothing stays nothing, text stays text, a flag stays a
+    flag, and the parser gives the value or raises the usage error (``typer.BadParameter``,
+    which pydantic let through unchanged). Anything else — a parser that raises
+    ``ValueError``, a value of another type, a multi-value option — goes Typer's way, so the
+    result is Typer's in every case. If a Typer release keeps a parameter's coercion
+    elsewhere, nothing is replaced and Typer coerces as usual (only slower:
+    tests/test_cli_startup.py notices)."""
+
+    def __init__(self, parser: Any, annotation: Any) -> None:
+        self.parser, self.annotation = parser, annotation
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not (param.multiple or param.nargs != 1):
+            if value is None:
+                return None
+            if self.parser is not None:
+                try:
+                    return self.parser(value)
+                except ValueError:
+                    pass  # Typer words the message (through pydantic)
+            elif type(value) is self.annotation:
+                return value
+        from typer._coercion import build_runtime_param
+
+        return build_runtime_param(param.type_descriptor).coerce(value, param=param, ctx=ctx)
+
+
+def _plain_coercion(command: Any) -> None:
+    """Give each parameter of ``command`` and its subcommands that :class:`_PlainCoercion`
+    can coerce one, where Typer has not built its own coercion yet — ``--help`` too, which
+    each command makes when it is first asked for it."""
+    for param in getattr(command, "params", ()):
+        _plain(param)
+    make_help = getattr(command, "get_help_option", None)
+    if make_help is not None:
+
+        def help_option(ctx: Any) -> Any:
+            return _plain(make_help(ctx))
+
+        command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_coercion(sub)
+
+
+def _plain(param: Any) -> Any:
+    descriptor = getattr(param, "type_descriptor", None)
+    parser = getattr(getattr(descriptor, "parameter_info", None), "parser", None)
+    annotation = getattr(descriptor, "annotation", None)
+    plain = parser is not None or annotation in (str, bool)
+    unbuilt = getattr(param, "_runtime_param", False) is None  # False: not Typer's layout
+    if plain and unbuilt and getattr(descriptor, "file_annotation", None) is None:
+        param._runtime_param = _PlainCoercion(parser, annotation)
+    return param
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
@@ -115,30 +212,33 @@ def _error(message: str, code: str, exit_code: int) -> Reply:
 
 def _known(exc: BaseException) -> Reply | None:
     """Errors of smartpos and its libraries that say what is wrong in their message."""
-    # Imported here: the modules are loaded already when they raised, and a plain
-    # `smartpos --help` should not import the whole system.
-    from pydantic import ValidationError
-    from sqlalchemy.exc import OperationalError
-
-    from smartpos.db.lock import AlreadyLocked
-    from smartpos.files import UnsafeFileError
-    from smartpos.terminal.engine import TerminalError
-
-    if isinstance(exc, ValidationError) and exc.title == "Settings":
-        problem = exc.errors()[0]
-        name = "SMARTPOS_" + "_".join(str(p) for p in problem["loc"]).upper()
-        return _error(f"setting {name}: {problem['msg']}", "config", 1)
-    if isinstance(exc, AlreadyLocked):
+    if isinstance(exc, SettingsError):
+        return _error(str(exc), "config", 1)
+    # Each class is looked up only if its module is loaded: an exception of a module that was
+    # never imported cannot have been raised, and a plain `smartpos --help` or a setting's
+    # error should not import the database layer to find that out.
+    if _is(exc, "smartpos.db.lock", "AlreadyLocked"):
         return _error(f"{exc}: is another host (or the demo) running on this data?", "locked", 1)
-    if isinstance(exc, UnsafeFileError):
+    if _is(exc, "smartpos.files", "UnsafeFileError"):
         return _error(str(exc), "files", 1)
-    if isinstance(exc, OperationalError):
-        return _error(f"database unavailable: {exc.orig}", "unavailable", 1)
+    if _is(exc, "sqlalchemy.exc", "OperationalError"):
+        return _error(f"database unavailable: {getattr(exc, 'orig', exc)}", "unavailable", 1)
     if isinstance(exc, OSError) and exc.filename is not None:
         return _error(f"cannot use {exc.filename}: {exc.strerror}", "files", 1)
-    if isinstance(exc, TerminalError) or (isinstance(exc, ValueError) and _is_domain_error(exc)):
+    if _is(exc, "smartpos.terminal.engine", "TerminalError") or (
+        isinstance(exc, ValueError) and _is_domain_error(exc)
+    ):
         return _error(str(exc), "refused", 1)
     return None
+
+
+def _is(exc: BaseException, module: str, name: str) -> bool:
+    """``isinstance(exc, module.name)``; false, without importing ``module``, if it is not
+    loaded (whatever raises the error has imported it: the terminal's modules all go
+    through ``smartpos.terminal.engine``, which exports ``TerminalError``)."""
+    loaded = sys.modules.get(module)
+    cls = getattr(loaded, name, None) if loaded is not None else None
+    return isinstance(cls, type) and isinstance(exc, cls)
 
 
 def _is_domain_error(exc: ValueError) -> bool:

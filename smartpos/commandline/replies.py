@@ -1,14 +1,15 @@
 """Replies of the terminal and host commands: the same facts as JSON data (amounts in minor
-units) and as lines for people (amounts formatted with their currency: ``99,843.66 CNY``)."""
+units) and as lines for people (amounts formatted with their currency: ``99,843.66 CNY``).
+
+The lines are made only when they are printed (rich's markup escaping is imported then):
+under ``--json`` nothing of rich is loaded."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from rich.markup import escape
-
-from smartpos.commandline.result import Reply
+from smartpos.commandline.result import Lines, Reply
 from smartpos.money import Money
 
 __all__ = ["check_reply", "settle_reply", "txn_reply"]
@@ -42,17 +43,25 @@ def txn_reply(data: Mapping[str, Any], receipt: str | None = None) -> Reply:
     word, rc, message = data.pop("result"), data.pop("response_code"), data.pop("message")
     if receipt is not None:
         data["receipt"] = receipt
-    colour = _COLOURS.get(word, "red")
-    said = " ".join(escape(part) for part in (rc, message) if part)
-    lines: list[str] = [f"[{colour}]{word.upper()}[/{colour}] {said}"]
-    currency = data["currency"]
-    if data["kind"] in _MONEY_KINDS:
-        lines.append(f"  amount: {money(data['amount_minor'], currency)}")
-    lines += [f"  {label}: {escape(str(data[key]))}" for label, key in _TXN_LINES if data.get(key)]
-    if data.get("balance_minor") is not None:
-        lines.append(f"  balance: {money(data['balance_minor'], currency)}")
-    if receipt is not None:
-        lines.append(f"  receipt: {escape(receipt)}")
+
+    def lines() -> Lines:
+        from rich.markup import escape
+
+        colour = _COLOURS.get(word, "red")
+        said = " ".join(escape(part) for part in (rc, message) if part)
+        shown: list[str] = [f"[{colour}]{word.upper()}[/{colour}] {said}"]
+        currency = data["currency"]
+        if data["kind"] in _MONEY_KINDS:
+            shown.append(f"  amount: {money(data['amount_minor'], currency)}")
+        shown += [
+            f"  {label}: {escape(str(data[key]))}" for label, key in _TXN_LINES if data.get(key)
+        ]
+        if data.get("balance_minor") is not None:
+            shown.append(f"  balance: {money(data['balance_minor'], currency)}")
+        if receipt is not None:
+            shown.append(f"  receipt: {escape(receipt)}")
+        return shown
+
     return Reply(
         word == "approved",
         word,
@@ -94,16 +103,21 @@ def check_reply(report: Any, currency: str) -> Reply:
     }
     state = "balanced" if report.balanced else "not balanced"
     message = f"ledger {state}: {report.accounts} accounts, {report.transfers} transfers"
-    colour = "green" if report.balanced else "red"
-    lines = [
-        f"ledger [{colour}]{state.upper()}[/{colour}]: {report.accounts} accounts,"
-        f" {report.transfers} transfers",
-        f"  posted: debits {money(report.debits_posted, currency)}"
-        f" = credits {money(report.credits_posted, currency)}",
-        f"  pending: debits {money(report.debits_pending, currency)}"
-        f" = credits {money(report.credits_pending, currency)}",
-        *(f"[red]  - {escape(p)}[/red]" for p in report.problems),
-    ]
+
+    def lines() -> Lines:
+        from rich.markup import escape
+
+        colour = "green" if report.balanced else "red"
+        return [
+            f"ledger [{colour}]{state.upper()}[/{colour}]: {report.accounts} accounts,"
+            f" {report.transfers} transfers",
+            f"  posted: debits {money(report.debits_posted, currency)}"
+            f" = credits {money(report.credits_posted, currency)}",
+            f"  pending: debits {money(report.debits_pending, currency)}"
+            f" = credits {money(report.credits_pending, currency)}",
+            *(f"[red]  - {escape(p)}[/red]" for p in report.problems),
+        ]
+
     return Reply(
         report.balanced,
         "balanced" if report.balanced else "not_balanced",
