@@ -13,20 +13,29 @@ here=$(pwd)
 scripts/bootstrap.sh dev,mutation
 work=${SMARTPOS_MUTATION_DIR:-/tmp/smartpos-mutation}
 if [ $# -eq 0 ]; then
-  p='smartpos.host.processor.xǁProcessorǁ'
+  h='smartpos.host'
+  p="$h.processor.xǁProcessorǁ"
+  c="$h.cardsteps.xǁCardStepsǁ"
+  r="$h.reversal.xǁReversalStepsǁ"
+  s="$h.settlement.xǁSettlementStepsǁ"
+  b="$h.steps.xǁStepsǁ"
   e='smartpos.terminal.engine.xǁTerminalǁ'
+  j='smartpos.terminal.journal.xǁJournalǁ'
   set -- 'smartpos.host.ledger.*' \
-    'smartpos.host.processor.x__reverses__*' 'smartpos.host.processor.x_fingerprint__*' \
-    "${p}process__*" "${p}_decide__*" "${p}_replay__*" "${p}_card__*" "${p}_pin__*" \
-    "${p}_risk__*" "${p}_open_batch__*" "${p}_transfer_id__*" "${p}_purchase__*" \
-    "${p}_void__*" "${p}_check_same_card__*" "${p}_refund__*" "${p}_reject_if_reversed__*" \
-    "${p}_reversal__*" "${p}_undo_void__*" "${p}_undo_refund__*" "${p}_undo_purchase__*" "${p}host_totals__*" \
-    "${p}_settle_batch__*" "${p}_settlement__*" "${p}_batch_upload__*" \
-    "${e}void__*" "${e}refund__*" "${e}_money_txn__*" "${e}_make_room__*" \
-    "${e}_send_money_txn__*" "${e}_finish__*" "${e}_after_failure__*" "${e}recover__*" \
-    "${e}_require_no_pending_reversal__*" "${e}flush_reversals__*" "${e}_send_reversal__*" \
-    "${e}_reversed__*" "${e}totals__*" "${e}settle__*" "${e}_close_batch__*" \
-    "${e}_batch_upload__*" "${e}_catch_up_settled_batch__*"
+    "$h.steps.x__reverses__*" "$h.processor.x_fingerprint__*" \
+    "${p}process__*" "${p}_decide__*" "${p}_replay__*" "${c}_card__*" "${c}_pin__*" \
+    "${c}_risk__*" "${b}_open_batch__*" "${b}_transfer_id__*" "${p}_purchase__*" \
+    "${p}_void__*" "${p}_check_same_card__*" "${p}_refund__*" "${r}_reject_if_reversed__*" \
+    "${r}_reversal__*" "${r}_undo_void__*" "${r}_undo_refund__*" "${r}_undo_purchase__*" \
+    "${s}host_totals__*" "${s}_settle_batch__*" "${s}_settlement__*" "${s}_batch_upload__*" \
+    'smartpos.protocol.messages.xǁSettlementTotalsǁof__*' \
+    "${e}void__*" "${e}refund__*" "${e}_money_txn__*" "${e}repeated__*" "${e}_make_room__*" \
+    "${e}_send_money_txn__*" "${e}_after_failure__*" "${e}require_no_pending_reversal__*" \
+    "${e}_catch_up_settled_batch__*" \
+    "${j}open_request__*" "${j}finish__*" "${j}make_pending__*" "${j}recover__*" \
+    "${j}reversed__*" "${j}totals__*" "${j}close_batch__*" \
+    'smartpos.terminal.reversals.x_flush_reversals__*' 'smartpos.terminal.reversals.x__send_reversal__*' \
+    'smartpos.terminal.settlement.x_settle__*' 'smartpos.terminal.settlement.x__batch_upload__*'
 fi
 rm -rf "$work"
 git clone -q "$here" "$work"

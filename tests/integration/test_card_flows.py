@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from smartpos.cards.reading import CardInput
-from smartpos.host import processor
+from smartpos.host import steps
 from smartpos.host.ledger import available, check
 from smartpos.host.tables import cards, terminals
 from smartpos.host.testcards import CATALOGUE, TestCard, by_label_prefix
@@ -436,16 +436,16 @@ def test_chip_sale_end_to_end_and_a_refused_arpc_is_reversed(
             assert second.result == "approved", second
             assert balance_of(sb, GOOD) == before - 1334
 
-            real = processor.arpc_tag91
+            real = steps.arpc_tag91
             monkeypatch.setattr(
-                processor,
+                steps,
                 "arpc_tag91",
                 lambda *a, **kw: real(*a, **kw)[:-5] + bytes(5),  # a broken ARPC
             )
             refused = await t.sale(500, chip, PIN)
             assert refused.result != "approved" and refused.reversal is not None, refused
             assert "TC" not in refused.icc  # the card answered with an AAC
-            monkeypatch.setattr(processor, "arpc_tag91", real)
+            monkeypatch.setattr(steps, "arpc_tag91", real)
             assert await t.flush_reversals() == 0
             assert balance_of(sb, GOOD) == before - 1334  # the refused one is undone
             assert_ledger_balanced(sb)

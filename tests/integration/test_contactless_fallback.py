@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from smartpos.cards import CardError
 from smartpos.cards.reading import CardInput
-from smartpos.host import processor
+from smartpos.host import steps
 from smartpos.host.testcards import CATALOGUE, by_label_prefix
 from smartpos.receipts.text import render_text
 from smartpos.terminal.engine import TerminalError, card_or_error
@@ -71,13 +71,13 @@ def test_tap_up_to_the_no_cvm_limit_needs_no_pin_and_no_signature(
 
             # The card has left the field when the answer comes: tag 91 is not checked,
             # so a bad ARPC does not reverse a tap (it would reverse an inserted chip).
-            real = processor.arpc_tag91
+            real = steps.arpc_tag91
             monkeypatch.setattr(
-                processor, "arpc_tag91", lambda *a, **kw: real(*a, **kw)[:-5] + bytes(5)
+                steps, "arpc_tag91", lambda *a, **kw: real(*a, **kw)[:-5] + bytes(5)
             )
             kept = await t.sale(300, tap, None)
             assert kept.result == "approved" and kept.reversal is None, kept
-            monkeypatch.setattr(processor, "arpc_tag91", real)
+            monkeypatch.setattr(steps, "arpc_tag91", real)
             assert balance_of(sb, GOOD) == start - LIMIT - (LIMIT + 1) - 300
             assert_ledger_balanced(sb)
             await t.link.close()

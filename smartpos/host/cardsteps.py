@@ -1,0 +1,137 @@
+"""Participants for a card request (DESIGN §3.3): the card (status, expiry, entry rules),
+its chip cryptogram, the PIN (soft HSM) and the risk rules — each raises ``Decline`` with
+the response code, or lets the request through."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from smartpos.cards import CardError, expiry_passed
+from smartpos.cards.emv import read_icc_data, verify_arqc
+from smartpos.db.raw import Raw
+from smartpos.host.context import Context, Decline
+from smartpos.host.steps import (
+    _SEL_CARD,
+    _UPD_LAST_ATC,
+    _UPD_PIN_TRIES,
+    FORCED_AMOUNT_BASE,
+    FORCED_CODES,
+    FORCED_NO_ANSWER_CENTS,
+    PIN_TRIES_MAX,
+    Steps,
+    _keyed_expiry_passed,
+)
+from smartpos.keys.hsm import PinCheck
+from smartpos.protocol.messages import (
+    ENTRY_CHIP,
+    ENTRY_CONTACTLESS,
+    ENTRY_SWIPE,
+    TxnType,
+)
+
+
+class CardSteps(Steps):
+    def _card(self, conn: Connection, ctx: Context) -> None:
+        read = self._card_read(ctx)
+        if read.error is not None:
+            raise Decline("14", read.error)
+        if read.pan is None:
+            raise Decline("30", "no card data")
+        ctx.pan, expiry = read.pan, read.expiry
+        if ctx.card_row is not None:
+            card = ctx.card_row[0]
+        else:
+            card = Raw.of(conn).first(_SEL_CARD, (read.token,))
+        if card is None:
+            raise Decline("14", "unknown card")
+        ctx.card = card
+        status_codes = {"lost": "41", "stolen": "43", "restricted": "62", "do_not_honor": "05"}
+        if card.status in status_codes:
+            raise Decline(status_codes[card.status], card.status)
+        if card.status == "no_answer":
+            ctx.silent = True
+            raise Decline("91", "issuer does not answer")
+        today = self.clock().date()
+        if expiry_passed(card.expiry, today) or (expiry and _keyed_expiry_passed(expiry, today)):
+            raise Decline("54", "expired")
+        entry = ctx.fields.get("22", "")[:2]
+        if entry == ENTRY_SWIPE and read.chip_card:
+            # A chip card's magnetic stripe is only for when its chip cannot be read, and the
+            # terminal says so (entry mode 80, fallback).
+            raise Decline("45", "chip card swiped without fallback")
+        if entry in (ENTRY_CHIP, ENTRY_CONTACTLESS):
+            self._chip(conn, ctx)
+
+    def _chip(self, conn: Connection, ctx: Context) -> None:
+        """Card authentication for chip entry: the ARQC in field 55 must be this card's, for
+        this amount, at a transaction counter above every one seen before (no replays)."""
+        f = ctx.fields
+        if not f.get("55"):
+            raise Decline("30", "chip entry without ICC data (field 55)")
+        try:
+            data = read_icc_data(f["55"])
+        except CardError as exc:
+            raise Decline("30", str(exc)) from None
+        if "4" in f and data.amount_minor != int(f["4"]):
+            raise Decline("05", "ICC amount differs from field 4")
+        psn = f.get("23", "000")[-2:]
+        assert ctx.pan is not None
+        if not verify_arqc(data, ctx.pan, psn):
+            raise Decline("05", "ARQC does not verify")
+        card = ctx.card
+        if data.atc <= (card.last_atc or 0):
+            raise Decline("05", "ATC not above the last one seen (replayed cryptogram)")
+        Raw.of(conn).defer(_UPD_LAST_ATC, (data.atc, card.token))
+        ctx.chip = (data, psn)
+
+    def _pin(self, conn: Connection, ctx: Context) -> None:
+        card, f = ctx.card, ctx.fields
+        if not f.get("52"):
+            if card.pin_required and not self._no_cvm(ctx):
+                raise Decline("55", "PIN required")
+            return
+        if card.pin_tries >= PIN_TRIES_MAX:
+            raise Decline("75", "PIN tries exceeded")
+        assert ctx.pan is not None and ctx.terminal.sealed_tpk is not None
+        verdict = self.hsm.verify_pin(
+            ctx.terminal.tid,
+            ctx.terminal.sealed_tpk,
+            bytes.fromhex(f["52"]),
+            ctx.pan,
+            self.sealed_pvk,
+            card.pvv,
+            card.pvki,
+        )
+        if verdict == PinCheck.FORMAT_ERROR:
+            raise Decline("99", "PIN block format")
+        tries = 0 if verdict == PinCheck.OK else card.pin_tries + 1
+        if tries != card.pin_tries:
+            Raw.of(conn).defer(_UPD_PIN_TRIES, (tries, card.token))
+        if verdict == PinCheck.WRONG:
+            raise Decline("75" if tries >= PIN_TRIES_MAX else "55", "wrong PIN")
+
+    def _no_cvm(self, ctx: Context) -> bool:
+        """A contactless purchase within the no-CVM limit: no PIN needed."""
+        f = ctx.fields
+        return (
+            ctx.kind == TxnType.PURCHASE
+            and f.get("22", "")[:2] == ENTRY_CONTACTLESS
+            and int(f.get("4") or 0) <= self.limits.contactless_no_cvm_minor
+        )
+
+    def _risk(self, ctx: Context) -> None:
+        f = ctx.fields
+        if f.get("49", self.limits.currency_numeric) != self.limits.currency_numeric:
+            raise Decline("13", "currency not accepted")
+        amount = int(f.get("4", "0") or 0)
+        if amount <= 0:
+            raise Decline("13", "zero amount")
+        if FORCED_AMOUNT_BASE <= amount < FORCED_AMOUNT_BASE + 100:
+            cents = amount - FORCED_AMOUNT_BASE
+            if cents == FORCED_NO_ANSWER_CENTS:
+                ctx.silent = True
+                raise Decline("98", "forced no answer")
+            if f"{cents:02d}" in FORCED_CODES:
+                raise Decline(f"{cents:02d}", "forced by test amount")
+        if amount > self.limits.single_txn_max_minor:
+            raise Decline("61", "above single transaction limit")
