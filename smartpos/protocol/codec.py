@@ -68,6 +68,7 @@ class Codec:
         # Digits only once decoded; track 2 (z) may hold its separator, and the MTI and
         # bitmap are checked on their own.
         self._numeric = frozenset(k for k, f in formats.items() if f.type == FieldType.N)
+        self._bcd_digits = all(formats[k].encoding == Encoding.BCD for k in self._numeric)
         text = (Encoding.ASCII, Encoding.EBCDIC)
         self._track = frozenset(
             k for k, f in formats.items() if f.type == FieldType.Z and f.encoding in text
@@ -142,8 +143,10 @@ class Codec:
         mti = doc.get("t", "")
         if len(mti) != 4 or not (mti.isascii() and mti.isdigit()):
             raise MessageError(self._mti_rule, "t")
+        numeric = self._numeric
         for key, value in doc.items():
-            if key in self._numeric and not (value.isascii() and value.isdigit()):
+            # BCD decodes to ASCII hex digits; text may hold any digit Unicode knows ("²").
+            if key in numeric and not (value.isdigit() and (self._bcd_digits or value.isascii())):
                 partial = {k: v for k, v in doc.items() if k != key}
                 raise MessageError("numeric field holds non-digits", key, partial=partial)
         if self._text_bitmap or self._track or self._hex_text:

@@ -127,7 +127,9 @@ def override(
 ) -> FieldFormat:
     """``base`` with the keys of ``table`` changed (a field the dictionary lacks is defined
     whole: ``type``, ``length`` and ``max`` at least). Settings that follow from the changed
-    ones (what the prefix counts, the pad) are derived again unless ``table`` gives them."""
+    ones are derived again unless ``table`` gives them: a new type takes the dialect's
+    encoding for that type, and what the prefix counts and the pad follow type, encoding and
+    length."""
     if not isinstance(table, Mapping):
         raise FormatError("", "a field override is a table of settings")
     for key in table:
@@ -164,14 +166,9 @@ def override(
                 f"the field is not in the dictionary: define it whole (missing: {missing})",
             )
         t = given["type"]
-        default_enc = (
-            rep.numeric
-            if t in (FieldType.N, FieldType.Z)
-            else rep.binary
-            if t == FieldType.B
-            else rep.text
-        )
-        base = FieldFormat(t, default_enc, given["length"], given["max"], desc="")
+        base = FieldFormat(t, _default_encoding(t, rep), given["length"], given["max"], desc="")
+    if "type" in given and "encoding" not in given and given["type"] != base.type:
+        given["encoding"] = _default_encoding(given["type"], rep)  # the dialect's, for the type
     shape_changed = any(k in given for k in ("type", "encoding", "length"))
     fmt = replace(base, **given)
     if shape_changed:
@@ -194,6 +191,12 @@ def override(
     if "counts" in given and fmt.length == LengthType.FIXED:
         raise FormatError("counts", "a fixed-length field has no length prefix to count")
     return with_defaults(fmt, prefix=rep.prefix).check()
+
+
+def _default_encoding(t: FieldType, rep: Representation) -> Encoding:
+    if t in (FieldType.N, FieldType.Z):
+        return rep.numeric
+    return rep.binary if t == FieldType.B else rep.text
 
 
 _E = TypeVar("_E", bound=StrEnum)

@@ -107,7 +107,7 @@ class Representation:
             ("bitmap", self.bitmap, (Encoding.BINARY, Encoding.ASCII, Encoding.EBCDIC)),
         ):
             if value not in allowed:
-                raise FormatError(key, f"{value!r} is not one of {[str(a) for a in allowed]}")
+                raise FormatError(key, f"{str(value)!r} is not one of {[str(a) for a in allowed]}")
 
 
 @dataclass(frozen=True, slots=True)

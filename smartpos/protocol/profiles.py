@@ -240,7 +240,7 @@ class AcquirerProfile:
             or f52.max != pin.block_bytes
         ):
             raise ProfileError(
-                f"a {pin} PIN block is {pin.block_bytes} bytes: field 52 must be b, fixed, "
+                f"{pin} PIN blocks are {pin.block_bytes} bytes: field 52 must be b, fixed, "
                 f"max = {pin.block_bytes}",
                 key="pin.block",
             )
@@ -253,7 +253,7 @@ class AcquirerProfile:
         ksn_bytes = KSN_BYTES[pin]
         if self.ksn_field is None:
             raise ProfileError(
-                f"a {pin} PIN block needs the field that carries its KSN", key="pin.ksn_field"
+                f"{pin} PIN blocks need the field that carries their KSN", key="pin.ksn_field"
             )
         fmt = formats.get(str(self.ksn_field))
         if fmt is None or self.ksn_field in (52, 64):
@@ -271,7 +271,7 @@ class AcquirerProfile:
         )
         if room < ksn_bytes:
             raise ProfileError(
-                f"a {pin} KSN is {ksn_bytes} bytes; field {self.ksn_field} ({fmt.type}, max "
+                f"the {pin} KSN is {ksn_bytes} bytes; field {self.ksn_field} ({fmt.type}, max "
                 f"{fmt.max}) cannot hold them: it takes a b field of {ksn_bytes} bytes, or "
                 f"text of {2 * ksn_bytes} hex digits",
                 key="pin.ksn_field",
