@@ -185,3 +185,55 @@ def test_the_shortcut_is_in_place_for_the_sale() -> None:
     helper = sale.get_help_option(typer.Context(sale))
     assert type(helper.__dict__.get("_runtime_param")) is _PlainCoercion
     assert _plain(helper) is helper
+
+
+ARGVS = [
+    [],
+    ["--help"],
+    ["terminal"],
+    ["terminal", "--help"],
+    ["terminal", "sale", "--help"],
+    ["terminal", "sael", "--amount", "1"],
+    ["termnal", "sale"],
+    ["terminal", "sale"],
+    ["terminal", "sale", "--amount"],
+    ["terminal", "sale", "--amount", "1", "--bogus"],
+    ["host", "cards", "--help"],
+    ["version", "--help"],
+    ["version", "extra"],
+    ["--json", "version"],
+    ["bench"],
+    ["bench", "host", "--terminals", "0", "--json"],
+]
+
+
+@pytest.mark.parametrize("argv", ARGVS, ids=[" ".join(a) or "(none)" for a in ARGVS])
+def test_building_only_the_named_command_changes_no_output(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The app builds only the group and command the words name (smartpos.commandline.app):
+    help, usage errors and suggestions are those of the whole application."""
+    import smartpos.commandline.app as app_module
+
+    monkeypatch.setenv("SMARTPOS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO(""))
+    narrowed = app.run(argv), capsys.readouterr()
+    monkeypatch.setattr(app_module, "_named_only", lambda whole, words: whole)
+    whole = app.run(argv), capsys.readouterr()
+    assert narrowed == whole
+    assert whole[1].out + whole[1].err  # something was said
+
+
+def test_only_the_named_command_is_built() -> None:
+    from smartpos.commandline.app import _named_only
+
+    words = ["terminal", "sale", "--amount", "1"]
+    command: Any = typer.main.get_command(_named_only(app, words))
+    assert list(command.commands) == ["terminal"]
+    assert list(command.commands["terminal"].commands) == ["sale"]
+    whole: Any = typer.main.get_command(app)
+    assert len(whole.commands) > 3 and len(whole.commands["terminal"].commands) > 5
+    assert list(typer.main.get_command(_named_only(app, ["version"])).commands) == ["version"]  # type: ignore[attr-defined]

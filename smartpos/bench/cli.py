@@ -12,7 +12,8 @@ measures it from outside, the way it is used:
   and ``python -c "import smartpos.cli"`` — each a new process, timed wall-clock from start to
   exit. Rounds interleave the three so a machine busy for a while slows all of them alike;
   one unmeasured round first warms the disk cache and the database;
-* the median, p90 (nearest rank), min and max of each, in milliseconds.
+* the median, p90 (nearest rank), min and max of each, in milliseconds; and the median CPU
+  time (user + system) of each, which a busy machine inflates less than the wall time.
 
 The demo is stopped (SIGTERM: it answers what it has read first) and the scratch directory
 removed, also when a run fails.
@@ -24,6 +25,7 @@ import contextlib
 import json as jsonlib
 import math
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -60,22 +62,34 @@ def _environment(home: Path) -> dict[str, str]:
     return env
 
 
-def summary(times_ms: Sequence[float]) -> dict[str, float | int]:
-    """Median, p90 (nearest rank), min and max of ``times_ms``, rounded to 0.1 ms."""
+def summary(times_ms: Sequence[float], cpu_ms: Sequence[float] = ()) -> dict[str, float | int]:
+    """Median, p90 (nearest rank), min and max of ``times_ms``, rounded to 0.1 ms; with
+    ``cpu_ms``, also the median CPU time (user + system)."""
     ordered = sorted(times_ms)
     p90 = ordered[max(math.ceil(0.9 * len(ordered)) - 1, 0)]
-    return {
+    result: dict[str, float | int] = {
         "runs": len(ordered),
         "median_ms": round(statistics.median(ordered), 1),
         "p90_ms": round(p90, 1),
         "min_ms": round(ordered[0], 1),
         "max_ms": round(ordered[-1], 1),
     }
+    if cpu_ms:
+        result["cpu_median_ms"] = round(statistics.median(cpu_ms), 1)
+    return result
+
+
+def _cpu_ms_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000
 
 
 def _timed(
     argv: list[str], env: dict[str, str], cwd: Path, entered: str = ""
-) -> tuple[float, subprocess.CompletedProcess[str]]:
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Wall-clock and CPU time of one run of ``argv`` (CPU of the children reaped meanwhile:
+    only this one, the demo is reaped at the end)."""
+    cpu = _cpu_ms_of_children()
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603 - argv is this module's: smartpos or this Python
         argv,
@@ -87,7 +101,7 @@ def _timed(
         timeout=_COMMAND_TIMEOUT_S,
         check=False,
     )
-    return (time.perf_counter() - started) * 1000, done
+    return (time.perf_counter() - started) * 1000, _cpu_ms_of_children() - cpu, done
 
 
 @contextlib.contextmanager
@@ -168,11 +182,12 @@ def bench_cli(runs: int = 20, port: int = 18583, json: bool = False) -> dict[str
     home = Path(tempfile.mkdtemp(prefix="smartpos-bench-cli-"))
     env = _environment(home / "home")
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     try:
         with _demo(port, env, home):
             for round_no in range(runs + 1):  # round 0: warm-up, not counted
                 for name, (argv, entered) in commands.items():
-                    elapsed_ms, done = _timed(argv, env, home, entered)
+                    elapsed_ms, cpu_ms, done = _timed(argv, env, home, entered)
                     if done.returncode != 0 or (name == "sale" and not _approved(done, json)):
                         raise RuntimeError(
                             f"{' '.join(argv[-6:])} failed ({done.returncode}):"
@@ -180,6 +195,7 @@ def bench_cli(runs: int = 20, port: int = 18583, json: bool = False) -> dict[str
                         )
                     if round_no:
                         times[name].append(elapsed_ms)
+                        cpu[name].append(cpu_ms)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     return {
@@ -187,9 +203,7 @@ def bench_cli(runs: int = 20, port: int = 18583, json: bool = False) -> dict[str
         "json": json,
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
-        "sale": summary(times["sale"]),
-        "help": summary(times["help"]),
-        "import": summary(times["import"]),
+        **{name: summary(times[name], cpu[name]) for name in commands},
     }
 
 
@@ -205,14 +219,14 @@ def render(result: dict[str, Any]) -> str:
     sale = _LABELS["sale"] + (" --json" if result["json"] else "")
     lines = [
         f"smartpos bench cli — {result['runs']} runs each, Python {result['python']},"
-        f" {result['cpus']} CPUs (wall ms: median / p90 / min / max)",
+        f" {result['cpus']} CPUs (wall ms: median / p90 / min / max; CPU ms: median)",
     ]
     for name in ("sale", "help", "import"):
         s = result[name]
         label = sale if name == "sale" else _LABELS[name]
         lines.append(
             f"  {label:<28} {s['median_ms']:>7.1f} {s['p90_ms']:>7.1f}"
-            f" {s['min_ms']:>7.1f} {s['max_ms']:>7.1f}"
+            f" {s['min_ms']:>7.1f} {s['max_ms']:>7.1f}   {s.get('cpu_median_ms', 0):>7.1f}"
         )
     return "\n".join(lines)
 
