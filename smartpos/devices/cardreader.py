@@ -118,6 +118,11 @@ class SimulatedCardReader:
     def psn(self) -> str | None:
         return self._psn if self._chip is not None else None
 
+    @property
+    def card(self) -> CardInput | None:
+        """The card read by its chip and still in the reader (None: none)."""
+        return self._card if self._chip is not None else None
+
     async def read_card(
         self, timeout_s: float | None = None, *, fallback: bool = False
     ) -> CardInput:

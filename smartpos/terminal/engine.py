@@ -15,19 +15,23 @@ nothing (``smartpos.services.terminal`` serializes calls per terminal).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan
-from smartpos.cards.emv import CID_TC, SimulatedChip, TerminalData, sandbox_application
+from smartpos.cards.emv import CID_TC, TerminalData, sandbox_application
 from smartpos.cards.reading import CardInput
 from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.db.lock import ProcessLock
+from smartpos.devices.cardreader import SimulatedCardReader, default_state_path
+from smartpos.devices.ports import CardReader, DeviceError
 from smartpos.keys.keys import KeyCheckError, signon_mac_key, unpack_f62
 from smartpos.keys.mac import compute_mac, verify_mac
 from smartpos.keys.pinblock import encrypt_pin_block
@@ -73,7 +77,7 @@ from smartpos.terminal.errors import Refusal, TerminalError
 from smartpos.terminal.journal import STAN_MAX, DuplicateOrder, Journal
 from smartpos.terminal.link import Link, LinkError
 from smartpos.terminal.results import Kind, Outcome, SettleOutcome, SettleReport, TxnResult
-from smartpos.terminal.tables import chip_counters, terminal_config
+from smartpos.terminal.tables import terminal_config
 
 __all__ = [
     "STAN_MAX",
@@ -111,6 +115,8 @@ class Terminal:
         clock: Callable[[], datetime] = datetime.now,
         lock: ProcessLock | None = None,
         unpredictable: Callable[[], bytes] = _unpredictable_number,
+        reader: CardReader | None = None,
+        home: Path | None = None,
     ) -> None:
         self._lock = lock  # held for this terminal by its opener, released by close()
         self.engine = engine
@@ -121,12 +127,18 @@ class Terminal:
         self.currency = currency
         self.clock = clock
         self.unpredictable = unpredictable  # the chip's 9F37 for each GENERATE AC
+        # The card reader the chip operations go to; None: a simulated reader beside the
+        # terminal's database, made when a chip card first comes (the sandbox's cards).
+        self.reader = reader
+        self._counters_carried = False
+        self._home = home  # the data directory: where a simulated reader keeps its state
         with engine.connect() as conn:
             cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
         if cfg is None:
             raise TerminalError(Refusal.NOT_PROVISIONED)
         self.tid, self.mid, self.merchant_name = cfg.tid, cfg.mid, cfg.merchant_name
-        self.tokenizer = PanTokenizer(vault.unseal(cfg.sealed_token_key, b"token_key"))
+        self._token_key = vault.unseal(cfg.sealed_token_key, b"token_key")
+        self.tokenizer = PanTokenizer(self._token_key)
         self._tmk = vault.unseal(cfg.sealed_tmk, b"tmk:" + cfg.tid.encode())
         self._tpk = vault.unseal(cfg.sealed_tpk, b"tpk") if cfg.sealed_tpk else None
         self._tak = vault.unseal(cfg.sealed_tak, b"tak") if cfg.sealed_tak else None
@@ -340,7 +352,7 @@ class Terminal:
                 raise TerminalError(Refusal.PIN_REQUIRED, limit=Money.of(limit, self.currency))
         fields = self._card_fields(card, pin)
         fields.update({"3": PROC_PURCHASE, "4": f"{amount_minor:012d}"})
-        icc = self._add_arqc(fields, card, amount_minor) if card.reads_chip else None
+        icc = await self._add_arqc(fields, card, amount_minor) if card.reads_chip else None
         return await self._money_txn(
             "sale",
             "0200",
@@ -353,27 +365,14 @@ class Terminal:
             order_ref=order_ref,
         )
 
-    def _add_arqc(
+    async def _add_arqc(
         self, fields: Fields, card: CardInput, amount_minor: int, txn_type: str = "00"
     ) -> dict[str, bytes]:
-        """GENERATE AC on the (simulated) chip: the next transaction counter, an ARQC over
-        this terminal's data for this amount; its data objects go into field 55 (and the
-        PAN sequence number into 23) and are returned."""
-        token = self.tokenizer.token(card.pan)
-        with self.engine.begin() as conn:
-            atc = conn.execute(
-                select(chip_counters.c.atc).where(chip_counters.c.pan_token == token)
-            ).scalar()
-            if atc is None:
-                atc = 1
-                conn.execute(chip_counters.insert().values(pan_token=token, atc=atc))
-            else:
-                atc += 1
-                conn.execute(
-                    update(chip_counters).where(chip_counters.c.pan_token == token).values(atc=atc)
-                )
-        if atc > 0xFFFF:
-            raise TerminalError(Refusal.CARD_COUNTER_EXHAUSTED)
+        """First GENERATE AC on the card in the reader: its next transaction counter (the
+        card's own, kept by the reader), an ARQC over this terminal's data for this amount;
+        its data objects go into field 55 (and the PAN sequence number into 23) and are
+        returned."""
+        reader = await self._reader_with(card)
         terminal_data = TerminalData(
             amount_minor,
             currency=self.ccy(),
@@ -381,10 +380,50 @@ class Terminal:
             txn_type=txn_type,
             unpredictable=self.unpredictable(),
         )
-        icc = SimulatedChip(card.pan, CHIP_PSN).generate_arqc(terminal_data, atc)
-        fields["23"] = f"0{CHIP_PSN}"
+        try:
+            icc = await reader.generate_ac(terminal_data)
+        except DeviceError as exc:
+            raise TerminalError(Refusal.CARD_NOT_ACCEPTED, reason=str(exc)) from None
+        fields["23"] = f"0{reader.psn or CHIP_PSN}"
         fields["55"] = encode_tlv(icc).hex().upper()
         return icc
+
+    async def _reader_with(self, card: CardInput) -> CardReader:
+        """The reader holding ``card`` by its chip. A simulated reader is handed the card
+        here when the caller read it elsewhere (the command line's prompt, a test)."""
+        reader = self.reader
+        if reader is None:
+            reader = self.reader = SimulatedCardReader(
+                self._simulated_state(), token_key=self._token_key
+            )
+        if isinstance(reader, SimulatedCardReader) and not self._counters_carried:
+            # Counters an earlier version kept in the terminal's database move to the
+            # reader's cards (never backwards), then leave the database.
+            old = self.journal.chip_counters()
+            if old:
+                await asyncio.to_thread(reader.counters.import_counters, old)
+                self.journal.forget_chip_counters(old)
+            self._counters_carried = True
+        if isinstance(reader, SimulatedCardReader) and reader.card != card:
+            present = reader.tap if card.entry == ENTRY_CONTACTLESS else reader.insert
+            present(card.track2 or card.pan)
+            try:
+                await reader.read_card(timeout_s=1)
+            except DeviceError as exc:
+                raise TerminalError(Refusal.CARD_NOT_ACCEPTED, reason=str(exc)) from None
+        return reader
+
+    def _simulated_state(self) -> Path:
+        """Where a simulated reader built by the terminal keeps its cards' counters: in the
+        data directory, else beside the terminal's SQLite database."""
+        if self._home is not None:
+            return default_state_path(self._home)
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:":
+            raise TerminalError(
+                Refusal.CARD_NOT_ACCEPTED, reason="no card reader is attached for chip cards"
+            )
+        return default_state_path(Path(database).parent)
 
     async def void(
         self,
@@ -473,7 +512,7 @@ class Terminal:
         fields["3"] = PROC_BALANCE
         if card.reads_chip:
             # The card authenticates itself online for an inquiry too (amount 0, type 31).
-            self._add_arqc(fields, card, 0, txn_type="31")
+            await self._add_arqc(fields, card, 0, txn_type="31")
         stan = self.journal.take_stan()
         req = {
             **self.base("0200", stan, self.clock()),
@@ -726,7 +765,7 @@ class Terminal:
         tc: tuple[str, bytes] | None = None
         if icc is not None and chip_inserted and rc == "00":
             assert card is not None
-            second = self._second_generate_ac(icc, card, resp)
+            second = await self._second_generate_ac(icc, card, resp)
             if second["9F27"] != CID_TC:
                 return await self._after_failure(
                     result, jid, REVERSAL_OTHER, "the card refused the issuer's answer"
@@ -768,16 +807,20 @@ class Terminal:
                 await self._sign_on_again(result, "counters caught up with the host")
         return result
 
-    @staticmethod
-    def _second_generate_ac(
-        icc: dict[str, bytes], card: CardInput, resp: Fields
+    async def _second_generate_ac(
+        self, icc: dict[str, bytes], card: CardInput, resp: Fields
     ) -> dict[str, bytes]:
-        """The card's verdict on an approval: TC if tag 91 is its issuer's answer, else AAC."""
+        """The card's verdict on an approval: TC if tag 91 is its issuer's answer, else AAC
+        (a card that cannot give one — pulled out — refuses: AAC)."""
         try:
             tag91: bytes | None = decode_tlv(bytes.fromhex(resp.get("55", "")))["91"]
         except (ValueError, KeyError, CardError):
             tag91 = None
-        return SimulatedChip(card.pan, CHIP_PSN).complete(icc, tag91, approved=True)
+        reader = await self._reader_with(card)
+        try:
+            return await reader.complete(icc, tag91, approved=True)
+        except DeviceError:
+            return {**icc, "9F27": b"\x00"}
 
     async def _sign_on_again(
         self, result: TxnResult, what: str = "signed on again with new keys"

@@ -20,7 +20,13 @@ from sqlalchemy.exc import IntegrityError
 
 from smartpos.protocol.codes import REVERSAL_NO_RESPONSE
 from smartpos.protocol.messages import SettlementTotals
-from smartpos.terminal.tables import journal, reversals, settlements, terminal_config
+from smartpos.terminal.tables import (
+    chip_counters,
+    journal,
+    reversals,
+    settlements,
+    terminal_config,
+)
 
 __all__ = ["STAN_MAX", "DuplicateOrder", "Journal"]
 
@@ -314,6 +320,17 @@ class Journal:
                 .where(journal.c.id == journal_id)
                 .values(status="reversed", updated_at=_now())
             )
+
+    # -- simulated chip counters of earlier versions ------------------------------------------
+
+    def chip_counters(self) -> dict[str, int]:
+        """The simulated cards' counters an earlier version kept here, by PAN token."""
+        with self.engine.connect() as conn:
+            return {r.pan_token: int(r.atc) for r in conn.execute(select(chip_counters))}
+
+    def forget_chip_counters(self, carried: dict[str, int]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(chip_counters.delete().where(chip_counters.c.pan_token.in_(carried)))
 
     # -- batches -----------------------------------------------------------------------------
 

@@ -182,4 +182,12 @@ def open_terminal(settings: Settings) -> Terminal:
         raise TerminalError(Refusal.NOT_PROVISIONED)
     profile = get_profile(cfg.profile)
     link = HostLink(cfg.link_host, cfg.link_port, profile, cfg.host_fingerprint)
-    return Terminal(rt.engine, rt.vault, profile, link, currency=settings.currency, lock=lock)
+    return Terminal(
+        rt.engine,
+        rt.vault,
+        profile,
+        link,
+        currency=settings.currency,
+        lock=lock,
+        home=settings.home,
+    )

@@ -113,8 +113,9 @@ settlements = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# The simulated chip cards' application transaction counters (a real card keeps its own; the
-# sandbox's simulated chip lives with the terminal that reads it). Keyed by PAN token.
+# Where earlier versions kept the simulated chip cards' counters (keyed by PAN token). A card
+# keeps its own counter: the simulated reader does now (smartpos.devices.counters), and the
+# terminal moves any rows left here into it the first time it reads a chip card.
 chip_counters = Table(
     "chip_counters",
     metadata,
