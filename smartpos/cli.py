@@ -725,6 +725,29 @@ def demo(
         console.print("host stopped")
 
 
+@bench_app.command("service")
+def bench_service(
+    sales: Annotated[int, typer.Option(min=10, max=100_000, help="measured sales")] = 200,
+    warmup: Annotated[int, typer.Option(min=0, max=10_000, help="unmeasured sales first")] = 20,
+    as_json: JsonOpt = False,
+) -> Reply:
+    """The terminal service's in-process sale against a real host (TLS, durable ledgers)."""
+    from smartpos.bench.service import run_service_bench
+
+    try:
+        data = run_service_bench(sales, warmup)
+    except (RuntimeError, OSError) as exc:
+        raise UserError(str(exc), code="unavailable") from None
+    sale, again = data["sale"], data["repeated_order"]
+    lines = [
+        f"sale through the terminal service ({sales} sales): p50 {sale['p50_ms']} ms,"
+        f" p90 {sale['p90_ms']} ms, p99 {sale['p99_ms']} ms, max {sale['max_ms']} ms",
+        f"the same order again (answered from the journal): p50 {again['p50_ms']} ms,"
+        f" p99 {again['p99_ms']} ms",
+    ]
+    return Reply(True, "ok", f"sale p50 {sale['p50_ms']} ms", None, data, lines)
+
+
 @bench_app.command("host")
 def bench_host(
     terminals: Annotated[
