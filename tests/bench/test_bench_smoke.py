@@ -109,3 +109,15 @@ def test_bench_host_on_postgres_uses_and_drops_a_scratch_database(tmp_path: Path
     assert result.ledger_balanced, data
     assert not (tmp_path / "host" / "host.db").exists()  # the ledger was not on SQLite
     assert scratch_databases() == before
+
+
+@pytest.mark.integration
+def test_bench_service_smoke() -> None:
+    """Every measured sale was approved (the bench raises otherwise) and no repeated order
+    reference was sent again; the figures are there. No timing assertions."""
+    from smartpos.bench.service import run_service_bench
+
+    data = run_service_bench(sales=10, warmup=1)
+    assert data["sales"] == 10
+    assert 0 < data["sale"]["p50_ms"] <= data["sale"]["p99_ms"] <= data["sale"]["max_ms"]
+    assert data["repeated_order"]["p50_ms"] > 0
