@@ -153,6 +153,14 @@ class Codec:
             self._from_wire(doc)
         return dict(doc)
 
+    def mti_of(self, raw: bytes) -> str:
+        """The MTI as the message's first bytes state it, without decoding the rest: what a
+        host looks at to decide whether an undecodable message deserves an answer. Not
+        checked (``"02A0"`` or ``"\x00\x01.."`` come back as they are)."""
+        if self.dialect.representation.mti == Encoding.BCD:
+            return raw[:2].hex()
+        return raw[:4].decode(self.spec["t"]["data_enc"], errors="replace")
+
     def mac_input(self, raw: bytes) -> tuple[bytes, bytes]:
         """Split an encoded message that carries field 64 into (MACed bytes, MAC)."""
         size = self._mac_wire_len or MAC_LEN

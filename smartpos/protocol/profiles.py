@@ -181,13 +181,9 @@ class AcquirerProfile:
             if not 0 <= nii <= 0xFFFF:
                 raise ProfileError(f"an NII is 2 bytes (0 to 0xFFFF), not {nii}", key=key)
         if self.app_header_hex is not None:
-            try:
-                header = bytes.fromhex(self.app_header_hex)
-            except ValueError:
-                header = b""
-            if not 1 <= len(header) <= HEADER_MAX_BYTES or len(self.app_header_hex) != 2 * len(
-                header
-            ):
+            text = self.app_header_hex
+            hex_only = re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", text) is not None
+            if not hex_only or len(text) > 2 * HEADER_MAX_BYTES:
                 raise ProfileError(
                     f"the header is 1 to {HEADER_MAX_BYTES} bytes written in hex (or false "
                     f"for none), not {self.app_header_hex!r}",

@@ -28,6 +28,8 @@ request                         1987 meaning taken, and what the host does
                                 back. ``25`` when F3 or F4 differ from the original's; an
                                 unknown original is acknowledged (``00``) and remembered,
                                 so the original arriving late is declined (``12``).
+anything else (0500, 0320, a    ``12``, invalid transaction: settlement, advices, balance
+balance inquiry F3 ``31``)      inquiries and chip data (F55 is opaque) are not served.
 ==============================  =========================================================
 
 A request seen before — same terminal, trace, date and message class (a repeat, 0401 or

@@ -144,6 +144,12 @@ def test_iso87_bcd_writes_what_jpos_iso87bpackager_writes() -> None:
     assert _without_bitmap(bcd.decode(raw)) == PURCHASE
 
 
+def test_the_mti_of_an_undecodable_message() -> None:
+    plain, bcd = get_profile("iso87-plain").codec, Codec(ISO87B)
+    assert plain.mti_of(b"0200garbage") == "0200" and plain.mti_of(b"\xff\x00") == "\ufffd\x00"
+    assert bcd.mti_of(b"\x02\x00junk") == codec.DEFAULT.mti_of(b"\x02\x00") == "0200"
+
+
 def test_a_mac_as_hex_text_covers_everything_before_it() -> None:
     plain = get_profile("iso87-plain").codec
     raw = plain.encode(PURCHASE, mac=lambda data: data[-8:])
