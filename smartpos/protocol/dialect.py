@@ -12,8 +12,10 @@ naming the key (``fields.35.counts``), and no dialect comes out.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from smartpos.protocol import iso87, spec
@@ -51,7 +53,7 @@ DICTIONARIES: dict[str, Dictionary] = {
 
 # The keys of a [fields.<n>] table, and of the [message] table besides the dictionary.
 FIELD_KEYS = ("type", "encoding", "length", "max", "prefix", "counts", "pad", "pad_char")
-REPRESENTATION_KEYS = tuple(f.name for f in fields(Representation))
+REPRESENTATION_KEYS = tuple(f.name for f in dataclass_fields(Representation))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +64,20 @@ class Dialect:
     dictionary: str
     representation: Representation
     formats: tuple[tuple[str, FieldFormat], ...]
+    # ``formats`` by field number, made once (the codec and the profile checks read it).
+    fields: Mapping[str, FieldFormat] = field(init=False, repr=False, compare=False)
 
-    @property
-    def fields(self) -> dict[str, FieldFormat]:
-        return dict(self.formats)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", MappingProxyType(dict(self.formats)))
 
     @property
     def secondary_desc(self) -> str:
         return DICTIONARIES[self.dictionary].secondary_desc
 
     def pyiso8583_spec(self) -> PyisoSpec:
-        return build_spec(self.fields, self.representation, secondary_desc=self.secondary_desc)
+        return build_spec(
+            dict(self.fields), self.representation, secondary_desc=self.secondary_desc
+        )
 
     @classmethod
     def build(

@@ -16,11 +16,9 @@ only inside functions, to load the built-in file at import.
 from __future__ import annotations
 
 import re
-import ssl
 import tomllib
 from collections.abc import Mapping
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +102,7 @@ def load_builtin() -> dict[str, AcquirerProfile]:
 @cache
 def builtin_tables() -> dict[str, dict[str, Any]]:
     """The built-in file's tables, as written (the bases a user's profile may start from)."""
-    text = resources.files("smartpos.protocol").joinpath(BUILTIN_FILE).read_text("utf-8")
+    text = Path(__file__).with_name(BUILTIN_FILE).read_text(encoding="utf-8")
     return _parse(text, BUILTIN_FILE)
 
 
@@ -214,6 +212,8 @@ def _checked(
 
 
 def _ca_file(path: Path) -> Path:
+    import ssl  # only a profile that names CA certificates needs it
+
     path = path.resolve()
     if not path.is_file():
         raise _Bad("tls.ca_file", f"no such file: {path}")

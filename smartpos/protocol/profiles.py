@@ -276,23 +276,29 @@ class AcquirerProfile:
 
 @lru_cache(maxsize=1)
 def builtin_profiles() -> dict[str, AcquirerProfile]:
-    """The profiles shipped with smartpos (``builtin_profiles.toml``)."""
-    from smartpos.protocol import profile_file
+    """The profiles shipped with smartpos (``builtin_profiles.toml``), read on first use."""
+    from smartpos.protocol import profile_file  # builds on this module: imported late
 
     return profile_file.load_builtin()
 
 
-PROFILES: dict[str, AcquirerProfile] = builtin_profiles()
+# The built-in profiles by name (``PROFILES``, read on first use: module ``__getattr__``).
+PROFILES: dict[str, AcquirerProfile]
+
+
+def __getattr__(name: str) -> object:
+    if name == "PROFILES":
+        return builtin_profiles()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_profile(name: str) -> AcquirerProfile:
     """A built-in profile by name."""
+    builtin = builtin_profiles()
     try:
-        return PROFILES[name]
+        return builtin[name]
     except KeyError:
-        raise ProfileError(
-            f"unknown acquirer profile {name!r}; known: {sorted(PROFILES)}"
-        ) from None
+        raise ProfileError(f"unknown acquirer profile {name!r}; known: {sorted(builtin)}") from None
 
 
 def load_profiles(path: Path) -> dict[str, AcquirerProfile]:
@@ -322,9 +328,9 @@ def resolve_profile(
         mine = load_profiles(path)
         if name in mine:
             return mine[name]
-        if name not in PROFILES:
+        if name not in builtin_profiles():
             raise ProfileError(
-                f"unknown acquirer profile {name!r}; built in: {sorted(PROFILES)}; "
+                f"unknown acquirer profile {name!r}; built in: {sorted(builtin_profiles())}; "
                 f"in {path}: {sorted(mine)}"
             )
     return get_profile(name)

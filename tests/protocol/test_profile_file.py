@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime
 import functools
 import re
+import subprocess
+import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -71,6 +73,14 @@ def test_iso87_plain_is_plain() -> None:
     assert p.key_delivery == KeyDelivery.NONE and p.length_prefix == LengthPrefix.BINARY_2
     assert p.dialect.dictionary == "iso87"
     assert p.framing.request(b"0800") == b"\x00\x040800"  # no TPDU, no header
+
+
+@pytest.mark.parametrize(
+    "first", ["smartpos.protocol.profile_file", "smartpos.protocol.profiles", "smartpos.cli"]
+)
+def test_the_modules_import_in_any_order(first: str) -> None:
+    code = f"import {first}; from smartpos.protocol.profiles import get_profile as g; g('sandbox')"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 # -- a user's file ----------------------------------------------------------------------------
