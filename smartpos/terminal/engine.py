@@ -37,7 +37,6 @@ from smartpos.keys.mac import compute_mac, verify_mac
 from smartpos.keys.pinblock import encrypt_pin_block
 from smartpos.keys.vault import Vault
 from smartpos.money import Money
-from smartpos.protocol import codec
 from smartpos.protocol.codec import Fields, MessageError
 from smartpos.protocol.codes import (
     REVERSAL_MAC_ERROR,
@@ -178,12 +177,14 @@ class Terminal:
         return compute_mac(self.profile.mac_algorithm, self._tak, data)
 
     def _encode(self, fields: Fields, maced: bool) -> bytes:
-        return codec.encode(fields, mac=self._mac if maced and self.profile.mac_required else None)
+        return self.profile.codec.encode(
+            fields, mac=self._mac if maced and self.profile.mac_required else None
+        )
 
     def _check_response(self, request: Fields, raw: bytes, maced: bool) -> Fields:
         """Decode and match an answer. Raises MessageError (with response_code A0 for a bad
         MAC) when it cannot be trusted."""
-        resp = codec.decode(raw)
+        resp = self.profile.codec.decode(raw)
         if (
             resp["t"] != response_mti(request["t"])
             or resp.get("11") != request.get("11")
@@ -195,7 +196,7 @@ class Terminal:
         if maced and self.profile.mac_required:
             if "64" in resp:
                 assert self._tak is not None
-                data, mac = codec.mac_input(raw)
+                data, mac = self.profile.codec.mac_input(raw)
                 if not verify_mac(self.profile.mac_algorithm, self._tak, data, mac):
                     raise MessageError(
                         "answer MAC does not verify", "64", response_code=REVERSAL_MAC_ERROR
@@ -225,7 +226,7 @@ class Terminal:
         # the TMK before it hands out new working keys.
         signon_key = signon_mac_key(self._tmk)
         alg = self.profile.mac_algorithm
-        message = codec.encode(
+        message = self.profile.codec.encode(
             req,
             mac=(lambda d: compute_mac(alg, signon_key, d)) if self.profile.mac_required else None,
         )
