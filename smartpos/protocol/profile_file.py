@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from smartpos.keys.hsm import PinScheme
 from smartpos.keys.mac import MacAlgorithm
 from smartpos.protocol.dialect import Dialect
 from smartpos.protocol.formats import FormatError
@@ -29,7 +30,6 @@ from smartpos.protocol.framing import LengthPrefix
 from smartpos.protocol.profiles import (
     AcquirerProfile,
     KeyDelivery,
-    PinBlockFormat,
     ProfileError,
     TlsTrust,
 )
@@ -60,7 +60,7 @@ SCHEMA: dict[str, Any] = {
     },
     "mac": {"enabled": bool, "algorithm": str},
     "keys": {"delivery": str},
-    "pin": {"block": str, "ksn_field": int},
+    "pin": {"scheme": str, "ksn_field": int},
     "message": {
         "dictionary": str,
         "mti": str,
@@ -297,8 +297,8 @@ def _profile(name: str, s: Mapping[str, Any], source: str) -> AcquirerProfile:
     if "delivery" in s.get("keys", {}):
         kw["key_delivery"] = _enum(KeyDelivery, s["keys"]["delivery"], "keys.delivery")
     pin = s.get("pin", {})
-    if "block" in pin:
-        kw["pin_block"] = _enum(PinBlockFormat, pin["block"], "pin.block")
+    if "scheme" in pin:
+        kw["pin_scheme"] = _enum(PinScheme, pin["scheme"], "pin.scheme")
     if "ksn_field" in pin:
         kw["ksn_field"] = pin["ksn_field"]
     message = dict(s.get("message", {}))

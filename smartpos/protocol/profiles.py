@@ -8,7 +8,7 @@ and how each travels (:mod:`smartpos.protocol.dialect`). The built-in profiles l
 ``SMARTPOS_HOME/profiles.toml`` in the same format (docs/profiles.md), and
 :func:`resolve_profile` finds a name in either. A profile is checked whole when it is made,
 from a file or in Python: a combination that cannot work (a MAC with no keys to compute it,
-an AES PIN block in an 8-byte field 52) is a :class:`ProfileError` naming the setting.
+a 16-byte format 4 PIN block in an 8-byte field 52) is a :class:`ProfileError` naming the setting.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
+from smartpos.keys.dukpt import AES_KSN_LEN, TDES_KSN_LEN
+from smartpos.keys.hsm import PinScheme
 from smartpos.keys.mac import MacAlgorithm
 from smartpos.protocol.codec import Codec, codec_for
 from smartpos.protocol.dialect import DEFAULT_DIALECT, Dialect
@@ -28,8 +30,14 @@ from smartpos.protocol.messages import TOTALS_COUNT_MAX
 
 USER_PROFILES_FILE = "profiles.toml"
 HEADER_MAX_BYTES = 32
-# Key serial numbers: 10 bytes for TDES DUKPT (ANSI X9.24-1), 12 for AES DUKPT (X9.24-3).
-KSN_BYTES = {"dukpt-tdes": 10, "dukpt-aes": 12}
+# What each PIN scheme puts in field 52, and the key serial number DUKPT sends beside it.
+PIN_BLOCK_BYTES = {
+    PinScheme.TPK_ISO0: 8,
+    PinScheme.AES_ISO4: 16,
+    PinScheme.TDES_DUKPT_ISO0: 8,
+    PinScheme.AES_DUKPT_ISO4: 16,
+}
+KSN_BYTES = {PinScheme.TDES_DUKPT_ISO0: TDES_KSN_LEN, PinScheme.AES_DUKPT_ISO4: AES_KSN_LEN}
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
@@ -49,23 +57,6 @@ class KeyDelivery(StrEnum):
     SIGNON_F62 = "signon-f62"  # under the TMK in the sign-on answer's field 62 (CUP)
     PROVISIONING = "provisioning"  # loaded with the TMK when the terminal is provisioned
     NONE = "none"  # none: no MAC, and PINs only under a scheme that needs none (DUKPT)
-
-
-class PinBlockFormat(StrEnum):
-    """ISO 9564 PIN block format and the key it is encrypted under."""
-
-    ISO0 = "iso0"  # format 0 under the TDES TPK (8 bytes)
-    ISO4 = "iso4"  # format 4 under an AES TPK (16 bytes)
-    DUKPT_TDES = "dukpt-tdes"  # format 0 under a TDES DUKPT key, the KSN beside it
-    DUKPT_AES = "dukpt-aes"  # format 4 under an AES DUKPT key, the KSN beside it
-
-    @property
-    def block_bytes(self) -> int:
-        return 16 if self in (PinBlockFormat.ISO4, PinBlockFormat.DUKPT_AES) else 8
-
-    @property
-    def dukpt(self) -> bool:
-        return self in (PinBlockFormat.DUKPT_TDES, PinBlockFormat.DUKPT_AES)
 
 
 class TlsTrust(StrEnum):
@@ -111,8 +102,9 @@ class AcquirerProfile:
     tls_ca_file: str | None = None
     tls_server_name: str | None = None
     key_delivery: KeyDelivery = KeyDelivery.SIGNON_F62
-    pin_block: PinBlockFormat = PinBlockFormat.ISO0
-    # The field that carries the DUKPT key serial number (DUKPT PIN blocks only).
+    # How PIN blocks are made and encrypted (docs/pin-security.md).
+    pin_scheme: PinScheme = PinScheme.TPK_ISO0
+    # The field that carries the DUKPT key serial number (DUKPT schemes only).
     ksn_field: int | None = None
     dialect: Dialect = DEFAULT_DIALECT
     description: str = ""
@@ -227,23 +219,23 @@ class AcquirerProfile:
                     'variable b field ([fields.62] type = "b")',
                     key="keys.delivery",
                 )
-        pin = self.pin_block
+        pin = self.pin_scheme
+        size = PIN_BLOCK_BYTES[pin]
         f52 = formats.get("52")
         if (
             f52 is None
             or f52.type != FieldType.B
             or f52.length != LengthType.FIXED
-            or f52.max != pin.block_bytes
+            or f52.max != size
         ):
             raise ProfileError(
-                f"{pin} PIN blocks are {pin.block_bytes} bytes: field 52 must be b, fixed, "
-                f"max = {pin.block_bytes}",
-                key="pin.block",
+                f"{pin} PIN blocks are {size} bytes: field 52 must be b, fixed, max = {size}",
+                key="pin.scheme",
             )
-        if not pin.dukpt:
+        if pin not in KSN_BYTES:
             if self.ksn_field is not None:
                 raise ProfileError(
-                    "a key serial number goes with a DUKPT PIN block only", key="pin.ksn_field"
+                    "a key serial number goes with a DUKPT scheme only", key="pin.ksn_field"
                 )
             return
         ksn_bytes = KSN_BYTES[pin]

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from smartpos.keys.hsm import PinScheme
 from smartpos.keys.mac import MacAlgorithm
 from smartpos.protocol import codec
 from smartpos.protocol.framing import LengthPrefix, Tpdu
@@ -25,7 +26,6 @@ from smartpos.protocol.profiles import (
     PROFILES,
     AcquirerProfile,
     KeyDelivery,
-    PinBlockFormat,
     ProfileError,
     TlsTrust,
     get_profile,
@@ -145,7 +145,7 @@ def test_every_setting_of_the_file_reaches_the_profile(tmp_path: Path) -> None:
         frame = { length = "bcd-2", tpdu = true, host_nii = 3, terminal_nii = 4, header = "AB" }
         mac = { enabled = true, algorithm = "x9.19" }
         keys.delivery = "provisioning"
-        pin = { block = "dukpt-aes", ksn_field = 63 }
+        pin = { scheme = "aes-dukpt-iso4", ksn_field = 63 }
         [profile.full.fields.52]
         max = 16
         """,
@@ -158,7 +158,7 @@ def test_every_setting_of_the_file_reaches_the_profile(tmp_path: Path) -> None:
     assert p.length_prefix == LengthPrefix.BCD_2 and p.framing.header == b"\xab"
     assert (p.tpdu, p.host_nii, p.terminal_nii) == (True, 3, 4)
     assert p.mac_required and p.key_delivery == KeyDelivery.PROVISIONING
-    assert p.pin_block == PinBlockFormat.DUKPT_AES and p.ksn_field == 63
+    assert p.pin_scheme == PinScheme.AES_DUKPT_ISO4 and p.ksn_field == 63
     assert p.framing.request(b"0800") == bytes.fromhex("0010 6000030004 AB") + b"0800"
 
 
@@ -182,11 +182,13 @@ BAD = [
     ("[profile.x]\nframe.host_nii = 70000\n", "frame.host_nii: an NII is 2 bytes"),
     ('[profile.x]\nmac.algorithm = "cmac"\n', "mac.algorithm: 'cmac' is not one of"),
     ('[profile.x]\nkeys.delivery = "none"\n', "mac.enabled: a MAC needs a MAC key"),
-    ('[profile.x]\npin.block = "iso4"\n', "pin.block: iso4 PIN blocks are 16 bytes"),
-    ('[profile.x]\npin.block = "dukpt-tdes"\n', "pin.ksn_field: dukpt-tdes PIN blocks need"),
+    ('[profile.x]\npin.scheme = "aes-iso4"\n', "pin.scheme: aes-iso4 PIN blocks are 16 bytes"),
+    ('[profile.x]\npin.scheme = "iso0"\n', "pin.scheme: 'iso0' is not one of ['tpk-iso0',"),
+    ('[profile.x]\npin.block = "iso0"\n', "pin.block: unknown key"),
+    ('[profile.x]\npin.scheme = "tdes-dukpt-iso0"\n', "pin.ksn_field: tdes-dukpt-iso0 PIN"),
     ("[profile.x]\npin.ksn_field = 53\n", "pin.ksn_field: a key serial number goes with a DUKPT"),
     (
-        '[profile.x]\npin.block = "dukpt-tdes"\npin.ksn_field = 53\n',
+        '[profile.x]\npin.scheme = "tdes-dukpt-iso0"\npin.ksn_field = 53\n',
         "field 53 (n, max 16) cannot hold them",
     ),
     ('[profile.x]\ntls.trust = "ca"\n', "tls.ca_file: trust = \"ca\" needs the CA"),
