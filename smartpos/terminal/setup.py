@@ -16,7 +16,7 @@ from smartpos.db.lock import AlreadyLocked, ProcessLock
 from smartpos.db.migrate import upgrade
 from smartpos.keys.keys import KeyCheckError, kcv
 from smartpos.keys.vault import Vault
-from smartpos.protocol.profiles import get_profile
+from smartpos.protocol.profiles import TlsTrust, resolve_profile
 from smartpos.terminal.engine import Terminal
 from smartpos.terminal.errors import Refusal, TerminalError
 from smartpos.terminal.link import HostLink
@@ -27,12 +27,14 @@ from smartpos.terminal.tables import journal, reversals, terminal_config
 class TerminalRuntime:
     engine: Engine
     vault: Vault
+    # The data directory: where the user's acquirer profiles are (profiles.toml).
+    home: Path | None = None
 
 
 def open_terminal_db(settings: Settings, *, durable: bool = True) -> TerminalRuntime:
     engine = make_engine(settings.resolved_terminal_db_url, durable=durable)
     upgrade(engine, "terminal")
-    return TerminalRuntime(engine, Vault.open_dir(settings.terminal_dir))
+    return TerminalRuntime(engine, Vault.open_dir(settings.terminal_dir), settings.home)
 
 
 class ProvisionError(ValueError):
@@ -95,12 +97,14 @@ def provision(
     is a different request to the host), and the journal's tokens must keep matching the
     cards of its sales. Changing the terminal ID is refused while the old identity still has
     unfinished business (see :func:`_unfinished`)."""
-    prof = get_profile(profile)
+    prof = resolve_profile(profile, rt.home)
     if len(tid) != 8 or len(mid) != 15:
         raise ProvisionError("terminal ID must be 8 characters and merchant ID 15")
     if len(tmk) != 16 or kcv(tmk) != tmk_kcv:
         raise KeyCheckError("TMK check value does not match: key not loaded")
-    pinned = pinned_fingerprint(host_fingerprint) if prof.tls else None
+    # A profile that trusts a CA, or pins its own certificate, needs no pin from here.
+    pins_here = prof.tls and prof.tls_trust == TlsTrust.PINNED and not prof.tls_fingerprint
+    pinned = pinned_fingerprint(host_fingerprint) if pins_here else None
     identity = {
         "tid": tid,
         "mid": mid,
@@ -180,7 +184,7 @@ def open_terminal(settings: Settings) -> Terminal:
     if cfg is None:
         lock.release()
         raise TerminalError(Refusal.NOT_PROVISIONED)
-    profile = get_profile(cfg.profile)
+    profile = resolve_profile(cfg.profile, settings.home)
     link = HostLink(cfg.link_host, cfg.link_port, profile, cfg.host_fingerprint)
     return Terminal(
         rt.engine,
