@@ -49,12 +49,13 @@ def host_service(
     ``writer_lock``) or, in a front-end process, the ``writer`` it forwards to.
     ``processor``: one with injected clock and codes (the protocol examples)."""
     from smartpos.host.pipeline import HostService
+    from smartpos.host.processor import fingerprinted
     from smartpos.protocol.profiles import get_profile
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
     return HostService(
         rt.engine,
-        processor or rt.processor(),
+        processor or rt.processor(fingerprinted(prof.codec.supported_fields)),
         rt.hsm,
         prof,
         writer=writer,

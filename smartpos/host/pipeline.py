@@ -25,9 +25,8 @@ from smartpos.host.processor import Processor
 from smartpos.host.rejects import RejectLog
 from smartpos.host.tables import terminals
 from smartpos.keys.hsm import SoftHsm
-from smartpos.protocol import codec
 from smartpos.protocol.codec import Fields, MessageError
-from smartpos.protocol.framing import Frame, FramingError, decode_body, encode_frame
+from smartpos.protocol.framing import FrameParts, FramingError
 from smartpos.protocol.messages import TxnType, classify, response_mti
 from smartpos.protocol.profiles import AcquirerProfile
 
@@ -294,10 +293,10 @@ class HostService:
         every reject is logged (rate-limited, :class:`RejectLog`). ``peer`` is told when
         the request proves to come from a registered terminal."""
         self.stats.requests += 1
-        frame = decode_body(body, self.profile.header_len)
+        frame = self.profile.framing.split(body)
         who = peer.name if peer is not None else "-"
         try:
-            fields = codec.decode(frame.message)
+            fields = self.profile.codec.decode(frame.message)
         except MessageError as exc:
             return await _turn(self._format_error(frame, exc, who))
         mti = fields["t"]
@@ -347,7 +346,7 @@ class HostService:
         return self._reply(frame, response, tak, terminal.tid)
 
     def _reject(
-        self, frame: Frame, who: str, reason: str, code: str, answer_mti: str, fields: Fields
+        self, frame: FrameParts, who: str, reason: str, code: str, answer_mti: str, fields: Fields
     ) -> bytes:
         """Answer a request refused before the MAC check (no MAC on the answer)."""
         self.rejects.reject(
@@ -358,7 +357,7 @@ class HostService:
     def _signon_mac_ok(self, terminal: TerminalKeys, message: bytes, fields: Fields) -> bool:
         if "64" not in fields:
             return False
-        data, mac = codec.mac_input(message)
+        data, mac = self.profile.codec.mac_input(message)
         return self.hsm.verify_signon_mac(
             terminal.tid, terminal.sealed_tmk, self.profile.mac_algorithm, data, mac
         )
@@ -366,7 +365,7 @@ class HostService:
     def _mac_ok(self, terminal: TerminalKeys, message: bytes, fields: Fields) -> bool:
         if "64" not in fields:
             return False
-        data, mac = codec.mac_input(message)
+        data, mac = self.profile.codec.mac_input(message)
         alg = self.profile.mac_algorithm
         if terminal.sealed_tak is not None and self.hsm.verify_mac(
             terminal.tid, terminal.sealed_tak, alg, data, mac
@@ -390,8 +389,8 @@ class HostService:
             return False
         return self.hsm.verify_mac(terminal.tid, fresh.sealed_tak, alg, data, mac)
 
-    def _format_error(self, frame: Frame, exc: MessageError, who: str) -> bytes | None:
-        mti = frame.message[:2].hex()
+    def _format_error(self, frame: FrameParts, exc: MessageError, who: str) -> bytes | None:
+        mti = self.profile.codec.mti_of(frame.message)
         if mti not in _REQUEST_MTIS:
             raise Unanswerable("undecodable", f"undecodable message, MTI {mti!r}: {exc}")
         self.rejects.reject("format", who, f"MTI {mti}: {exc}, answered {exc.response_code}")
@@ -401,7 +400,7 @@ class HostService:
         return self._reply(frame, {"t": response_mti(mti), "39": exc.response_code, **echo}, None)
 
     def _reply(
-        self, frame: Frame, fields: Fields, sealed_tak: bytes | None, tid: str = ""
+        self, frame: FrameParts, fields: Fields, sealed_tak: bytes | None, tid: str = ""
     ) -> bytes:
         self.stats.answered += 1
         rc = fields.get("39", "")
@@ -413,8 +412,8 @@ class HostService:
             def mac_fn(data: bytes) -> bytes:
                 return self.hsm.generate_mac(tid, tak, self.profile.mac_algorithm, data)
 
-        message = codec.encode(fields, mac=mac_fn)
-        return encode_frame(Frame(frame.tpdu.swapped(), frame.header, message))
+        message = self.profile.codec.encode(fields, mac=mac_fn)
+        return self.profile.framing.answer(frame, message)
 
 
 async def _turn(answer: bytes | None) -> bytes | None:

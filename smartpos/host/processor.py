@@ -57,13 +57,21 @@ _INS_REQUEST = Query(
 )
 
 
-def fingerprint(tokenizer: PanTokenizer, fields: Fields) -> str:
+def fingerprinted(supported: frozenset[str]) -> tuple[str, ...]:
+    """The fields a dialect's requests are fingerprinted by: all it supports but the MAC."""
+    return tuple(sorted((k for k in supported if k not in ("64", "128")), key=int))
+
+
+def fingerprint(
+    tokenizer: PanTokenizer, fields: Fields, names: tuple[str, ...] = _FINGERPRINTED
+) -> str:
     """What makes a request "the same request again" (a retry): its message class and every
-    field but the MAC, as a keyed digest — the fields include the PAN, so a plain hash would
-    let anyone holding the database test candidate PANs against it."""
+    field but the MAC (``names``: the dialect's fields), as a keyed digest — the fields
+    include the PAN, so a plain hash would let anyone holding the database test candidate
+    PANs against it."""
     get = fields.get
     parts = [request_class(fields.get("t", "0000"))]
-    for name in _FINGERPRINTED:
+    for name in names:
         value = get(name)
         if value is not None:
             parts.append(f"{name}={value};")
@@ -87,7 +95,7 @@ class Processor(CardSteps, SettlementSteps, SignOnSteps):
         so the single writer spends its time only on what must be serialized."""
         if ctx.kind in (TxnType.ECHO, TxnType.SIGN_ON):
             return
-        ctx.fingerprint = fingerprint(self.tokenizer, ctx.fields)
+        ctx.fingerprint = fingerprint(self.tokenizer, ctx.fields, self.fingerprinted)
         ctx.card_read = self._read_card(ctx.fields)
 
     def process(self, conn: Connection, ctx: Context) -> None:
@@ -101,7 +109,7 @@ class Processor(CardSteps, SettlementSteps, SignOnSteps):
             self._respond(ctx)
             return
         if not ctx.fingerprint:
-            ctx.fingerprint = fingerprint(self.tokenizer, ctx.fields)
+            ctx.fingerprint = fingerprint(self.tokenizer, ctx.fields, self.fingerprinted)
         # Each request's changes sit behind a savepoint in the batch transaction: a request
         # that fails half-way is undone on its own, whatever it had written, and the others
         # in the batch keep theirs.

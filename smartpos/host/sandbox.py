@@ -32,8 +32,10 @@ class HostRuntime:
     sealed_pvk: bytes
     host_dir: Path
 
-    def processor(self) -> Processor:
-        return Processor(self.hsm, self.tokenizer, self.sealed_pvk)
+    def processor(self, fingerprinted: tuple[str, ...] | None = None) -> Processor:
+        """The request processor; ``fingerprinted``: the dialect's fields that make two
+        requests the same (default: the CUP dialect's)."""
+        return Processor(self.hsm, self.tokenizer, self.sealed_pvk, fingerprinted=fingerprinted)
 
 
 def _setting(conn: Connection, vault: Vault, name: str, make: bytes) -> bytes:

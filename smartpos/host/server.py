@@ -24,7 +24,7 @@ from smartpos.host.links import Link, LinkLimits, LinkTable, Refused, source_of
 from smartpos.host.memory import release_free_memory
 from smartpos.host.pipeline import HostService, Unanswerable
 from smartpos.host.rejects import RejectLog
-from smartpos.protocol.framing import FramingError, read_body
+from smartpos.protocol.framing import FramingError
 
 log = logging.getLogger("smartpos.host")
 
@@ -283,6 +283,7 @@ class HostServer:
         or a terminal's link idled out), False if the host drops it."""
         limits = self.limits
         outq, requests = _SendQueue(writer), 0
+        read_body = self.service.profile.framing.read_body
         while True:
             idle_s = limits.idle_timeout_s if link.trusted else limits.untrusted_idle_timeout_s
             try:

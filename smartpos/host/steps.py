@@ -30,6 +30,10 @@ from smartpos.protocol.messages import (
     TxnType,
     request_class,
 )
+from smartpos.protocol.spec import SUPPORTED_FIELDS
+
+# The CUP dialect's fields but the MAC (smartpos.host.processor.fingerprinted).
+_DEFAULT_FINGERPRINTED = tuple(sorted((k for k in SUPPORTED_FIELDS if k != "64"), key=int))
 
 PIN_TRIES_MAX = 3
 # Test amounts (docs/test-cards.md): 9,000.00–9,000.99 force the response code in the cents.
@@ -121,8 +125,11 @@ class Steps:
         *,
         clock: Callable[[], datetime] = datetime.now,
         auth_code: Callable[[], str] = _random_auth_code,
+        fingerprinted: tuple[str, ...] | None = None,
     ) -> None:
         self.hsm = hsm
+        # The fields that make two requests the same request (the dialect's, but the MAC).
+        self.fingerprinted = fingerprinted or _DEFAULT_FINGERPRINTED
         self.tokenizer = tokenizer
         self.sealed_pvk = sealed_pvk
         self.limits = limits or Limits()
