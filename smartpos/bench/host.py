@@ -45,7 +45,6 @@ from smartpos.protocol.framing import (
     Frame,
     FramingError,
     Tpdu,
-    decode_body,
     encode_frame,
     read_body,
 )
@@ -59,7 +58,7 @@ from smartpos.protocol.messages import (
     entry_mode,
 )
 from smartpos.protocol.profiles import AcquirerProfile, get_profile
-from smartpos.terminal.link import InProcessLink, LinkError
+from smartpos.terminal.link import HostLink, InProcessLink, LinkError
 
 log = logging.getLogger("smartpos.bench")
 
@@ -217,6 +216,13 @@ def bench_pan(i: int) -> str:
 
     body = f"6212349{i:08d}"
     return body + luhn_check_digit(body)
+
+
+def _host_fingerprint(home: Path) -> str:
+    """The bench host's certificate fingerprint, which the simulated terminals pin."""
+    from smartpos.host.tls import ensure_certificate, fingerprint
+
+    return fingerprint(ensure_certificate(Settings(home=home).host_dir)[0])
 
 
 def prepare_host(home: Path, n: int, host_db_url: str | None = None) -> list[BenchTerminal]:
@@ -455,10 +461,8 @@ class SimTerminal:
         self.stan = 0
         self.tpk: bytes | None = _BARE_TPK if bare else None
         self.tak: bytes | None = _BARE_TAK if bare else None
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._link: HostLink | None = None
         self._service: Any = None  # an in-process HostService instead of a socket (attach)
-        self._tpdu = Tpdu(profile.host_nii, profile.terminal_nii)
         self._static: Fields = {
             "3": PROC_PURCHASE,
             "4": self.amount,
@@ -474,19 +478,15 @@ class SimTerminal:
             "60": F60(TYPE_PURCHASE, BATCH_NO).encode(),
         }
 
-    async def connect(self, host: str, port: int, tls: bool) -> None:
-        ssl_ctx = None
-        if tls:
-            from smartpos.protocol.tls import pinned_client_context
-
-            ssl_ctx = pinned_client_context()
-        self._reader, self._writer = await asyncio.open_connection(host, port, ssl=ssl_ctx)
+    async def connect(self, host: str, port: int, fingerprint: str | None) -> None:
+        """Open the terminal's own link (smartpos.terminal.link.HostLink: the same framing,
+        TLS pinning and timeouts as a real terminal's) to the host."""
+        self._link = HostLink(host, port, self.profile, fingerprint)
+        await self._link.connect()
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
+        if self._link is not None:
+            await self._link.close()
 
     def _next_stan(self) -> str:
         self.stan = self.stan % 999_999 + 1
@@ -508,11 +508,11 @@ class SimTerminal:
     async def _exchange(self, message: bytes) -> bytes:
         if self._service is not None:
             return await self.through(self._service, message)
-        assert self._reader is not None and self._writer is not None
-        self._writer.write(encode_frame(Frame(self._tpdu, self.profile.app_header, message)))
-        async with asyncio.timeout(self.profile.response_timeout_ms / 1000):
-            body = await read_body(self._reader)
-        return decode_body(body, self.profile.header_len).message
+        assert self._link is not None
+        try:
+            return await self._link.exchange(message)
+        except LinkError as exc:
+            raise ConnectionError(str(exc)) from None
 
     async def sign_on(self) -> None:
         assert self.tmk is not None
@@ -722,9 +722,10 @@ async def _run_phase(
     cfg: BenchConfig,
     progress: ProgressFn | None,
     probe: Callable[[], dict[str, float]] | None = None,
+    fingerprint: str | None = None,
 ) -> PhaseResult:
     result = PhaseResult(name)
-    await asyncio.gather(*(s.connect("127.0.0.1", port, cfg.tls) for s in sims))
+    await asyncio.gather(*(s.connect("127.0.0.1", port, fingerprint) for s in sims))
     if name == "host":
         await asyncio.gather(*(s.sign_on() for s in sims))
     try:
@@ -758,6 +759,7 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
             where = "a scratch PostgreSQL database" if db_url else str(home)
             progress(f"preparing host in {where}: {cfg.terminals} terminals and cards")
         setups = prepare_host(home, cfg.terminals, db_url)
+        pin = _host_fingerprint(home) if cfg.tls else None
         host_proc = ServerProcess("host", home, cfg.tls, cfg.profile, cfg.workers, db_url)
         port = host_proc.start()
         try:
@@ -767,7 +769,7 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
             ]
             assert host_proc.proc is not None
             probe = cpu_probe(host_proc.proc.pid, cfg.workers)
-            host_result = run(_run_phase("host", port, sims, cfg, progress, probe))
+            host_result = run(_run_phase("host", port, sims, cfg, progress, probe, pin))
         finally:
             stats = host_proc.stop()
         if stats.get("batches"):
@@ -783,7 +785,7 @@ def run_bench(cfg: BenchConfig, progress: ProgressFn | None = None) -> BenchResu
                     SimTerminal("BARE0000", BENCH_MID, s.pan, None, profile, cfg.amount_minor, True)
                     for s in setups
                 ]
-                bare_result = run(_run_phase("bare", port, sims, cfg, progress))
+                bare_result = run(_run_phase("bare", port, sims, cfg, progress, None, pin))
             finally:
                 bare_result_stats = bare_proc.stop()
             if bare_result is not None:

@@ -102,6 +102,11 @@ class HostLink:
                     "host certificate does not match the pinned fingerprint", sent=False
                 )
 
+    async def connect(self) -> None:
+        """Open the link now (it opens by itself on the first exchange otherwise)."""
+        if self._writer is None or self._writer.is_closing():
+            await self._connect()
+
     async def exchange(self, message: bytes, timeout_ms: int | None = None) -> bytes:
         """Send one message and return the host's answer (the ISO 8583 message bytes)."""
         if self._writer is None or self._writer.is_closing():
@@ -117,7 +122,9 @@ class HostLink:
             raise LinkError(f"the link broke while sending: {_why(exc)}", sent=True) from None
         timeout = (timeout_ms or self.profile.response_timeout_ms) / 1000
         try:
-            body = await asyncio.wait_for(framing.read_body(self._reader), timeout)
+            # asyncio.timeout, not wait_for: wait_for wraps every read in a new task.
+            async with asyncio.timeout(timeout):
+                body = await framing.read_body(self._reader)
             reply = framing.split(body)
         except TimeoutError:
             await self.close()

@@ -36,7 +36,7 @@ def test_front_ends_together_keep_the_untrusted_share(tmp_path: Path) -> None:
             assert kept <= share, kept
             prof = replace(get_profile("sandbox"), tls=False)
             sim = SimTerminal(setup.tid, setup.mid, setup.pan, setup.tmk, prof, 100, False)
-            await sim.connect("127.0.0.1", cluster.port, False)
+            await sim.connect("127.0.0.1", cluster.port, None)
             await sim.sign_on()
             assert await sim.purchase() == "00"
             await sim.close()

@@ -92,7 +92,7 @@ async def _signed_on(cluster: Cluster, setups: list[BenchTerminal]) -> list[SimT
     prof = replace(PROFILE, tls=False)
     sims = [SimTerminal(s.tid, s.mid, s.pan, s.tmk, prof, 100, False) for s in setups]
     for sim in sims:
-        await sim.connect("127.0.0.1", cluster.port, False)
+        await sim.connect("127.0.0.1", cluster.port, None)
         await sim.sign_on()
         await sim.close()
     return sims
@@ -102,7 +102,7 @@ async def _purchases(port: int, sims: list[SimTerminal], count: int) -> list[str
     codes = []
     for _ in range(count):
         for sim in sims:
-            await sim.connect("127.0.0.1", port, False)
+            await sim.connect("127.0.0.1", port, None)
             try:
                 codes.append(await sim.purchase())
             finally:
