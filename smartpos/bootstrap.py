@@ -47,7 +47,8 @@ def host_service(
 ) -> HostService:
     """The host's request pipeline on ``rt`` for ``profile``: its own writer (holding
     ``writer_lock``) or, in a front-end process, the ``writer`` it forwards to.
-    ``processor``: one with injected clock and codes (the protocol examples)."""
+    ``processor``: one with injected clock and codes (the protocol examples). The processor
+    verifies PIN blocks under the profile's PIN scheme (docs/pin-security.md)."""
     from smartpos.host.pipeline import HostService
     from smartpos.host.processor import fingerprinted
     from smartpos.protocol.profiles import get_profile
@@ -55,7 +56,12 @@ def host_service(
     prof = get_profile(profile) if isinstance(profile, str) else profile
     return HostService(
         rt.engine,
-        processor or rt.processor(fingerprinted(prof.codec.supported_fields)),
+        processor
+        or rt.processor(
+            fingerprinted(prof.codec.supported_fields),
+            pin_scheme=prof.pin_scheme,
+            ksn_field=prof.ksn_field,
+        ),
         rt.hsm,
         prof,
         writer=writer,

@@ -4,11 +4,13 @@ the response code, or lets the request through."""
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import Connection
 
 from smartpos.cards import CardError, expiry_passed
 from smartpos.cards.emv import read_icc_data, verify_arqc
-from smartpos.db.raw import Raw
+from smartpos.db.raw import Query, Raw
 from smartpos.host.context import Context, Decline
 from smartpos.host.steps import (
     _SEL_CARD,
@@ -21,13 +23,16 @@ from smartpos.host.steps import (
     Steps,
     _keyed_expiry_passed,
 )
-from smartpos.keys.hsm import PinCheck
+from smartpos.keys.hsm import PinCheck, PinScheme
 from smartpos.protocol.messages import (
     ENTRY_CHIP,
     ENTRY_CONTACTLESS,
     ENTRY_SWIPE,
     TxnType,
 )
+
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+_SEL_PIN_KEY = Query("SELECT sealed_pin_key FROM terminals WHERE tid = ?", ("sealed_pin_key",))
 
 
 class CardSteps(Steps):
@@ -92,16 +97,19 @@ class CardSteps(Steps):
             return
         if card.pin_tries >= PIN_TRIES_MAX:
             raise Decline("75", "PIN tries exceeded")
-        assert ctx.pan is not None and ctx.terminal.sealed_tpk is not None
-        verdict = self.hsm.verify_pin(
-            ctx.terminal.tid,
-            ctx.terminal.sealed_tpk,
-            bytes.fromhex(f["52"]),
-            ctx.pan,
-            self.sealed_pvk,
-            card.pvv,
-            card.pvki,
-        )
+        if self.pin_not_tpk:
+            verdict = self._pin_under_scheme(conn, ctx)
+        else:
+            assert ctx.pan is not None and ctx.terminal.sealed_tpk is not None
+            verdict = self.hsm.verify_pin(
+                ctx.terminal.tid,
+                ctx.terminal.sealed_tpk,
+                bytes.fromhex(f["52"]),
+                ctx.pan,
+                self.sealed_pvk,
+                card.pvv,
+                card.pvki,
+            )
         if verdict == PinCheck.FORMAT_ERROR:
             raise Decline("99", "PIN block format")
         tries = 0 if verdict == PinCheck.OK else card.pin_tries + 1
@@ -109,6 +117,47 @@ class CardSteps(Steps):
             Raw.of(conn).defer(_UPD_PIN_TRIES, (tries, card.token))
         if verdict == PinCheck.WRONG:
             raise Decline("75" if tries >= PIN_TRIES_MAX else "55", "wrong PIN")
+
+    def _pin_under_scheme(self, conn: Connection, ctx: Context) -> PinCheck:
+        """The verdict on a PIN block under the profile's scheme when it is not format 0
+        under the TPK: format 4 under the terminal's AES PIN key, or DUKPT with the KSN of
+        the request's KSN field. A KSN that is missing or not hex, like a block that does
+        not decode, is FORMAT_ERROR (99)."""
+        card, f = ctx.card, ctx.fields
+        assert ctx.pan is not None
+        if self.pin_scheme is PinScheme.AES_ISO4:
+            sealed_key = self._aes_pin_key(conn, ctx)
+            if sealed_key is None:
+                return PinCheck.FORMAT_ERROR  # no AES PIN key was loaded for this terminal
+            ksn = None
+        else:
+            assert self.sealed_bdk is not None and self.ksn_field is not None
+            sealed_key = self.sealed_bdk
+            text = f.get(self.ksn_field, "")
+            if not text or len(text) % 2 or not _HEX.fullmatch(text):
+                return PinCheck.FORMAT_ERROR
+            ksn = bytes.fromhex(text)
+        return self.hsm.verify_pin_under(
+            self.pin_scheme,
+            sealed_key,
+            bytes.fromhex(f["52"]),
+            ctx.pan,
+            self.sealed_pvk,
+            card.pvv,
+            card.pvki,
+            tid=ctx.terminal.tid,
+            ksn=ksn,
+        )
+
+    def _aes_pin_key(self, conn: Connection, ctx: Context) -> bytes | None:
+        """The sealed AES PIN key the host holds for the request's terminal (None: none)."""
+        tid, sealed_tmk = ctx.terminal.tid, bytes(ctx.terminal.sealed_tmk)
+        cached = self._aes_pin_keys.get(tid)
+        if cached is None or cached[0] != sealed_tmk:
+            row = Raw.of(conn).first(_SEL_PIN_KEY, (tid,))
+            key = None if row is None or row.sealed_pin_key is None else bytes(row.sealed_pin_key)
+            cached = self._aes_pin_keys[tid] = (sealed_tmk, key)
+        return cached[1]
 
     def _no_cvm(self, ctx: Context) -> bool:
         """A contactless purchase within the no-CVM limit: no PIN needed."""

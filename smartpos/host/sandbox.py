@@ -17,10 +17,23 @@ from smartpos.host import ledger
 from smartpos.host.processor import Processor
 from smartpos.host.tables import cards, merchants, settings_kv, terminals
 from smartpos.host.testcards import CATALOGUE, TestCard
-from smartpos.keys.hsm import SoftHsm
+from smartpos.keys import dukpt
+from smartpos.keys.hsm import BdkKind, PinScheme, SoftHsm
 from smartpos.keys.vault import Vault
 
 FUNDING_ACCOUNT = "issuer:funding"
+# DUKPT (docs/pin-security.md): one BDK per family, kept sealed in the host's settings, and
+# the key set it names in every KSN: TDES key set ID (5 bytes), AES BDK ID (4 bytes). Each
+# terminal provisioned on a DUKPT profile gets the next device (TDES) or derivation (AES)
+# ID, never one given before: re-provisioning a terminal never repeats its initial key,
+# so none of its counters is used twice.
+_BDKS = {
+    PinScheme.TDES_DUKPT_ISO0: ("sealed_bdk_tdes", BdkKind.TDES),
+    PinScheme.AES_DUKPT_ISO4: ("sealed_bdk_aes128", BdkKind.AES128),
+}
+TDES_KEY_SET_ID = bytes.fromhex("FFFF000001")
+AES_BDK_ID = bytes.fromhex("00000001")
+_DUKPT_DEVICES = "dukpt_devices"
 
 
 @dataclass
@@ -32,10 +45,29 @@ class HostRuntime:
     sealed_pvk: bytes
     host_dir: Path
 
-    def processor(self, fingerprinted: tuple[str, ...] | None = None) -> Processor:
+    def processor(
+        self,
+        fingerprinted: tuple[str, ...] | None = None,
+        *,
+        pin_scheme: PinScheme = PinScheme.TPK_ISO0,
+        ksn_field: int | None = None,
+    ) -> Processor:
         """The request processor; ``fingerprinted``: the dialect's fields that make two
-        requests the same (default: the CUP dialect's)."""
-        return Processor(self.hsm, self.tokenizer, self.sealed_pvk, fingerprinted=fingerprinted)
+        requests the same (default: the CUP dialect's); ``pin_scheme`` and ``ksn_field``:
+        the profile's PIN scheme and the field of a DUKPT request's KSN."""
+        sealed_bdk = None
+        if pin_scheme in _BDKS:
+            with self.engine.begin() as conn:
+                sealed_bdk = host_bdk(self, conn, pin_scheme)
+        return Processor(
+            self.hsm,
+            self.tokenizer,
+            self.sealed_pvk,
+            fingerprinted=fingerprinted,
+            pin_scheme=pin_scheme,
+            ksn_field=ksn_field,
+            sealed_bdk=sealed_bdk,
+        )
 
 
 def _setting(conn: Connection, vault: Vault, name: str, make: bytes) -> bytes:
@@ -45,6 +77,42 @@ def _setting(conn: Connection, vault: Vault, name: str, make: bytes) -> bytes:
         conn.execute(settings_kv.insert().values(name=name, value=vault.seal(make, name.encode())))
         return make
     return vault.unseal(row, name.encode())
+
+
+def host_bdk(rt: HostRuntime, conn: Connection, scheme: PinScheme) -> bytes:
+    """The host's BDK (sealed by the soft HSM) for DUKPT ``scheme``, made on first use."""
+    name, kind = _BDKS[scheme]
+    row = conn.execute(select(settings_kv.c.value).where(settings_kv.c.name == name)).scalar()
+    if row is not None:
+        return rt.vault.unseal(row, name.encode())
+    sealed, _ = rt.hsm.new_bdk(kind)
+    conn.execute(settings_kv.insert().values(name=name, value=rt.vault.seal(sealed, name.encode())))
+    return sealed
+
+
+def _next_device_id(conn: Connection) -> int:
+    """A device / derivation ID not given to any terminal before (from 1)."""
+    row = conn.execute(
+        select(settings_kv.c.value).where(settings_kv.c.name == _DUKPT_DEVICES)
+    ).scalar()
+    device = 1 if row is None else int(bytes(row).decode("ascii")) + 1
+    if row is None:
+        conn.execute(settings_kv.insert().values(name=_DUKPT_DEVICES, value=b"1"))
+    else:
+        conn.execute(
+            settings_kv.update()
+            .where(settings_kv.c.name == _DUKPT_DEVICES)
+            .values(value=str(device).encode("ascii"))
+        )
+    return device
+
+
+def _initial_ksn(scheme: PinScheme, device: int) -> bytes:
+    if scheme is PinScheme.TDES_DUKPT_ISO0:
+        if device >= 1 << 19:
+            raise ValueError("this TDES key set has no device ID left: a new BDK is needed")
+        return dukpt.tdes_initial_ksn(TDES_KEY_SET_ID, device)
+    return AES_BDK_ID + device.to_bytes(4, "big")
 
 
 def open_host(settings: Settings, *, durable: bool = True) -> HostRuntime:
@@ -121,6 +189,12 @@ class Provisioned:
     mid: str
     tmk: bytes  # clear: handed to the terminal's key loading, never stored in clear
     tmk_kcv: bytes
+    # The PIN key of a scheme other than tpk-iso0, in clear for the same ceremony, with its
+    # check value: the AES PIN key (aes-iso4), or the DUKPT initial key and the initial KSN
+    # (TDES, 10 bytes) or initial key ID (AES, 8 bytes) it was derived for.
+    pin_key: bytes | None = None
+    pin_key_kcv: bytes | None = None
+    initial_ksn: bytes | None = None
 
 
 def terminal_tmk_kcv(rt: HostRuntime, tid: str) -> bytes | None:
@@ -130,14 +204,36 @@ def terminal_tmk_kcv(rt: HostRuntime, tid: str) -> bytes | None:
     return None if sealed is None else rt.hsm.tmk_kcv(tid, sealed)
 
 
-def provision_terminal(rt: HostRuntime, tid: str, mid: str) -> Provisioned:
-    """Register terminal ``tid`` for merchant ``mid`` with a fresh TMK (re-keys if it exists)."""
+def provision_terminal(
+    rt: HostRuntime,
+    tid: str,
+    mid: str,
+    pin_scheme: PinScheme = PinScheme.TPK_ISO0,
+    *,
+    aes_bits: int = 128,
+) -> Provisioned:
+    """Register terminal ``tid`` for merchant ``mid`` with a fresh TMK (re-keys if it exists)
+    and, for a profile whose ``pin_scheme`` needs one, its PIN key: a new AES PIN key of
+    ``aes_bits`` (aes-iso4, kept sealed), or a DUKPT initial key for a new initial KSN
+    (the host keeps only the BDK and the KSN)."""
     if len(tid) != 8 or len(mid) != 15:
         raise ValueError("terminal ID must be 8 characters and merchant ID 15")
+    pin_scheme = PinScheme(pin_scheme)
     sealed_tmk, tmk, kcv = rt.hsm.new_tmk(tid)
+    pin: dict[str, bytes | None] = {"pin_key": None, "pin_key_kcv": None, "initial_ksn": None}
+    sealed_pin_key = None
+    if pin_scheme is PinScheme.AES_ISO4:
+        sealed_pin_key, pin["pin_key"], pin["pin_key_kcv"] = rt.hsm.new_aes_pin_key(tid, aes_bits)
     with rt.engine.begin() as conn:
         if conn.execute(select(merchants.c.mid).where(merchants.c.mid == mid)).first() is None:
             raise ValueError(f"unknown merchant {mid}")
+        if pin_scheme in _BDKS:
+            sealed_bdk = host_bdk(rt, conn, pin_scheme)
+            initial_ksn = _initial_ksn(pin_scheme, _next_device_id(conn))
+            pin["pin_key"], pin["pin_key_kcv"] = rt.hsm.derive_initial_key(
+                _BDKS[pin_scheme][1], sealed_bdk, initial_ksn
+            )
+            pin["initial_ksn"] = initial_ksn
         exists = conn.execute(select(terminals.c.tid).where(terminals.c.tid == tid)).first()
         values = {
             "mid": mid,
@@ -147,9 +243,11 @@ def provision_terminal(rt: HostRuntime, tid: str, mid: str) -> Provisioned:
             "sealed_tak": None,
             "signed_on_at": None,
             "signon_stan": None,  # a new TMK: sign-ons under the old one cannot verify anyway
+            "sealed_pin_key": sealed_pin_key,
+            "initial_ksn": pin["initial_ksn"],
         }
         if exists:
             conn.execute(terminals.update().where(terminals.c.tid == tid).values(**values))
         else:
             conn.execute(terminals.insert().values(tid=tid, **values))
-    return Provisioned(tid, mid, tmk, kcv)
+    return Provisioned(tid, mid, tmk, kcv, **pin)

@@ -23,7 +23,7 @@ from smartpos.cards.track import parse_track2
 from smartpos.db.raw import Query, Raw
 from smartpos.host.context import CardRead, Context, Decline
 from smartpos.host.tables import cards, merchants, requests
-from smartpos.keys.hsm import SoftHsm
+from smartpos.keys.hsm import PinScheme, SoftHsm
 from smartpos.protocol.codec import Fields, MessageError
 from smartpos.protocol.messages import (
     F60,
@@ -126,8 +126,23 @@ class Steps:
         clock: Callable[[], datetime] = datetime.now,
         auth_code: Callable[[], str] = _random_auth_code,
         fingerprinted: tuple[str, ...] | None = None,
+        pin_scheme: PinScheme = PinScheme.TPK_ISO0,
+        ksn_field: int | None = None,
+        sealed_bdk: bytes | None = None,
     ) -> None:
         self.hsm = hsm
+        # How the profile's terminals protect PINs (docs/pin-security.md): the field that
+        # carries a DUKPT request's KSN, and the BDK (sealed) its keys derive from.
+        self.pin_scheme = PinScheme(pin_scheme)
+        dukpt = self.pin_scheme in (PinScheme.TDES_DUKPT_ISO0, PinScheme.AES_DUKPT_ISO4)
+        if dukpt and (ksn_field is None or sealed_bdk is None):
+            raise ValueError(f"{self.pin_scheme} needs the KSN field and the BDK")
+        self.ksn_field = str(ksn_field) if dukpt else None
+        self.sealed_bdk = sealed_bdk if dukpt else None
+        self.pin_not_tpk = self.pin_scheme is not PinScheme.TPK_ISO0  # one test per PIN
+        # aes-iso4: tid -> (sealed TMK, sealed AES PIN key), read on a terminal's first PIN.
+        # The TMK is new at every provisioning, so a re-provisioned terminal is read again.
+        self._aes_pin_keys: dict[str, tuple[bytes, bytes | None]] = {}
         # The fields that make two requests the same request (the dialect's, but the MAC).
         self.fingerprinted = fingerprinted or _DEFAULT_FINGERPRINTED
         self.tokenizer = tokenizer

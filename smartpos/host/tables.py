@@ -79,6 +79,11 @@ terminals = Table(
     Column("signed_on_at", DateTime(timezone=True)),
     # Trace number (11) of the last sign-on accepted: an older one is a replay.
     Column("signon_stan", String(6)),
+    # The AES PIN key of a terminal on an aes-iso4 profile (sealed by the soft HSM), and the
+    # initial KSN (TDES) or initial key ID (AES) its DUKPT key was derived for: not secret,
+    # the host keeps the BDK only (docs/pin-security.md).
+    Column("sealed_pin_key", LargeBinary),
+    Column("initial_ksn", LargeBinary),
 )
 
 # Issuer card records: only a keyed token and the masked PAN, never the PAN itself.

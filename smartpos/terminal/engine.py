@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan
 from smartpos.cards.emv import CID_TC, TerminalData, sandbox_application
@@ -32,9 +32,11 @@ from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.db.lock import ProcessLock
 from smartpos.devices.cardreader import SimulatedCardReader, default_state_path
 from smartpos.devices.ports import CardReader, DeviceError
+from smartpos.keys.dukpt import AesDukptRegister, DukptError, TdesDukptRegister
+from smartpos.keys.hsm import PinScheme
 from smartpos.keys.keys import KeyCheckError, signon_mac_key, unpack_f62
 from smartpos.keys.mac import compute_mac, verify_mac
-from smartpos.keys.pinblock import encrypt_pin_block
+from smartpos.keys.pinblock import encrypt_pin_block, encrypt_pin_block_iso4
 from smartpos.keys.vault import Vault
 from smartpos.money import Money
 from smartpos.protocol.codec import Fields, MessageError
@@ -97,6 +99,22 @@ _RRN = re.compile(r"[0-9A-Za-z]{12}")  # field 37, an12
 _ICC_ON_SLIP = (("AID", "84"), ("ARQC", "9F26"), ("ATC", "9F36"), ("TVR", "95"))
 
 
+# Field 53 (security control) beside the PIN block: format 0 under a double-length TDES key
+# (CUP's "26"); format 4 under AES ("47", a smartpos convention: docs/pin-security.md).
+_F53_FORMAT0 = "2600000000000000"
+_F53_FORMAT4 = "4700000000000000"
+
+
+def pin_key_aad(tid: str) -> bytes:
+    """The vault's associated data of the terminal's AES PIN key (aes-iso4)."""
+    return b"pin-aes:" + tid.encode()
+
+
+def dukpt_aad(tid: str) -> bytes:
+    """The vault's associated data of the terminal's DUKPT register state."""
+    return b"dukpt:" + tid.encode()
+
+
 def _unpredictable_number() -> bytes:
     """EMV tag 9F37: four random bytes the terminal gives the card for its cryptogram."""
     return os.urandom(4)
@@ -141,6 +159,18 @@ class Terminal:
         self._tmk = vault.unseal(cfg.sealed_tmk, b"tmk:" + cfg.tid.encode())
         self._tpk = vault.unseal(cfg.sealed_tpk, b"tpk") if cfg.sealed_tpk else None
         self._tak = vault.unseal(cfg.sealed_tak, b"tak") if cfg.sealed_tak else None
+        # The PIN key of a scheme other than the sign-on TPK's (docs/pin-security.md): the
+        # AES PIN key, or the DUKPT register (advanced and stored before each PIN block).
+        scheme = profile.pin_scheme
+        self._pin_key: bytes | None = None
+        self._dukpt: TdesDukptRegister | AesDukptRegister | None = None
+        if scheme is PinScheme.AES_ISO4 and cfg.sealed_pin_key:
+            self._pin_key = vault.unseal(cfg.sealed_pin_key, pin_key_aad(cfg.tid))
+        elif scheme in (PinScheme.TDES_DUKPT_ISO0, PinScheme.AES_DUKPT_ISO4) and cfg.sealed_dukpt:
+            register = (
+                TdesDukptRegister if scheme is PinScheme.TDES_DUKPT_ISO0 else AesDukptRegister
+            )
+            self._dukpt = register.from_bytes(vault.unseal(cfg.sealed_dukpt, dukpt_aad(cfg.tid)))
 
     async def close(self) -> None:
         """Close the link and let the next command have the terminal."""
@@ -325,11 +355,55 @@ class Terminal:
             if card.expiry:
                 f["14"] = card.expiry
         if pin is not None:
+            if self.profile.pin_scheme is not PinScheme.TPK_ISO0:
+                f["26"] = "12"
+                f.update(self._pin_fields(pin, card.pan))
+                return f
             if self._tpk is None:
                 raise TerminalError(Refusal.NOT_SIGNED_ON, key="PIN")
             f["26"] = "12"
             f["52"] = encrypt_pin_block(self._tpk, pin, card.pan).hex().upper()
-            f["53"] = "2600000000000000"
+            f["53"] = _F53_FORMAT0
+        return f
+
+    def _pin_fields(self, pin: str, pan: str) -> Fields:
+        """Field 52 (and 53, and the KSN's field) under the profile's PIN scheme when it is
+        not format 0 under the TPK. A DUKPT register is advanced and its new state committed
+        here, before anything carrying the block can leave: a counter is never used twice
+        (one skipped, when the request is then refused, is harmless)."""
+        profile = self.profile
+        f: Fields = {}
+        if profile.pin_scheme is PinScheme.AES_ISO4:
+            if self._pin_key is None:
+                raise TerminalError(
+                    Refusal.CANNOT_ENCODE, reason="no AES PIN key loaded: provision the terminal"
+                )
+            f["52"] = encrypt_pin_block_iso4(self._pin_key, pin, pan).hex().upper()
+        else:
+            register = self._dukpt
+            if register is None or register.exhausted:
+                raise TerminalError(
+                    Refusal.CANNOT_ENCODE,
+                    reason="no DUKPT key left (the register is exhausted or was never "
+                    "loaded): provision the terminal with a new initial key",
+                )
+            try:
+                txn = register.next_transaction()
+            except DukptError as exc:
+                raise TerminalError(Refusal.CANNOT_ENCODE, reason=str(exc)) from None
+            sealed = self.vault.seal(register.to_bytes(), dukpt_aad(self.tid))
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(terminal_config)
+                    .where(terminal_config.c.id == 1)
+                    .values(sealed_dukpt=sealed)
+                )
+            f["52"] = txn.encrypt_pin(pin, pan).hex().upper()
+            assert profile.ksn_field is not None  # the profile's own check
+            f[str(profile.ksn_field)] = txn.ksn.hex().upper()
+        if "53" in profile.dialect.fields and profile.ksn_field != 53:
+            tdes = profile.pin_scheme is PinScheme.TDES_DUKPT_ISO0
+            f["53"] = _F53_FORMAT0 if tdes else _F53_FORMAT4
         return f
 
     async def sale(

@@ -14,10 +14,12 @@ from smartpos.config import Settings
 from smartpos.db.engine import make_engine
 from smartpos.db.lock import AlreadyLocked, ProcessLock
 from smartpos.db.migrate import upgrade
+from smartpos.keys.dukpt import AesDukptRegister, DukptError, TdesDukptRegister, aes_kcv
+from smartpos.keys.hsm import PinScheme
 from smartpos.keys.keys import KeyCheckError, kcv
 from smartpos.keys.vault import Vault
 from smartpos.protocol.profiles import TlsTrust, resolve_profile
-from smartpos.terminal.engine import Terminal
+from smartpos.terminal.engine import Terminal, dukpt_aad, pin_key_aad
 from smartpos.terminal.errors import Refusal, TerminalError
 from smartpos.terminal.link import HostLink
 from smartpos.terminal.tables import journal, reversals, terminal_config
@@ -87,10 +89,19 @@ def provision(
     link_port: int,
     host_fingerprint: str | None,
     profile: str,
+    pin_key: bytes | None = None,
+    pin_key_kcv: bytes | None = None,
+    initial_ksn: bytes | None = None,
 ) -> None:
     """Store identity and TMK (sealed); the terminal must sign on next. Refuses a TMK whose
     check value does not match, and a missing or malformed certificate fingerprint on a TLS
     profile.
+
+    A profile whose PIN scheme does not use the sign-on TPK needs its PIN key too, with its
+    check value (docs/pin-security.md): the AES PIN key (aes-iso4), or the DUKPT initial key
+    and the ``initial_ksn`` it was derived for (TDES: the 10-byte KSN, counter zero; AES:
+    the 8-byte initial key ID). The terminal keeps the AES key sealed, or a DUKPT register
+    loaded from the initial key (the initial key itself is not kept).
 
     Provisioning an already provisioned terminal again keeps its trace, invoice and batch
     counters, its PAN token key and its journal: counters never go backwards (a reused trace
@@ -105,6 +116,9 @@ def provision(
     # A profile that trusts a CA, or pins its own certificate, needs no pin from here.
     pins_here = prof.tls and prof.tls_trust == TlsTrust.PINNED and not prof.tls_fingerprint
     pinned = pinned_fingerprint(host_fingerprint) if pins_here else None
+    sealed_pin_key, sealed_dukpt = _pin_material(
+        rt.vault, tid, prof.pin_scheme, pin_key, pin_key_kcv, initial_ksn
+    )
     identity = {
         "tid": tid,
         "mid": mid,
@@ -117,6 +131,8 @@ def provision(
         "sealed_tpk": None,
         "sealed_tak": None,
         "signed_on_at": None,
+        "sealed_pin_key": sealed_pin_key,
+        "sealed_dukpt": sealed_dukpt,
     }
     with rt.engine.begin() as conn:
         cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
@@ -138,6 +154,45 @@ def provision(
                 f"before provisioning it as {tid}"
             )
         conn.execute(update(terminal_config).where(terminal_config.c.id == 1).values(**identity))
+
+
+def _pin_material(
+    vault: Vault,
+    tid: str,
+    scheme: PinScheme,
+    key: bytes | None,
+    key_kcv: bytes | None,
+    initial_ksn: bytes | None,
+) -> tuple[bytes | None, bytes | None]:
+    """(sealed AES PIN key, sealed DUKPT register state) for a terminal on ``scheme``, from
+    the key the ceremony gave; refused unless the key and its check value agree."""
+    if scheme is PinScheme.TPK_ISO0:
+        if key is not None or initial_ksn is not None:
+            raise ProvisionError(
+                "this profile encrypts PINs under the sign-on TPK: it takes no PIN key"
+            )
+        return None, None
+    if key is None or key_kcv is None:
+        raise ProvisionError(f"a {scheme} profile needs the terminal's PIN key and its KCV")
+    tdes = scheme is PinScheme.TDES_DUKPT_ISO0
+    sizes = (16,) if tdes else (16, 24, 32) if scheme is PinScheme.AES_ISO4 else (16, 32)
+    if len(key) not in sizes or (kcv(key) if tdes else aes_kcv(key)) != key_kcv:
+        raise KeyCheckError("PIN key check value does not match: key not loaded")
+    if scheme is PinScheme.AES_ISO4:
+        if initial_ksn is not None:
+            raise ProvisionError("an aes-iso4 PIN key has no KSN")
+        return vault.seal(key, pin_key_aad(tid)), None
+    if initial_ksn is None:
+        raise ProvisionError(f"a {scheme} initial key needs the initial KSN it was derived for")
+    try:
+        register = (
+            TdesDukptRegister.load(key, initial_ksn)
+            if tdes
+            else AesDukptRegister.load(key, initial_ksn)
+        )
+    except DukptError as exc:
+        raise ProvisionError(f"DUKPT initial key not loaded: {exc}") from None
+    return None, vault.seal(register.to_bytes(), dukpt_aad(tid))
 
 
 def relink(rt: TerminalRuntime, link_host: str, link_port: int, host_fingerprint: str) -> None:

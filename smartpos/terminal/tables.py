@@ -38,6 +38,11 @@ terminal_config = Table(
     Column("invoice_no", Integer, nullable=False, default=0),
     Column("batch_no", Integer, nullable=False, default=1),
     Column("signed_on_at", DateTime(timezone=True)),
+    # PIN key material of a profile whose PIN scheme is not the sign-on TPK's
+    # (docs/pin-security.md), sealed: the AES PIN key (aes-iso4, AAD "pin-aes:<tid>") or the
+    # DUKPT register's state (AAD "dukpt:<tid>"), advanced before each PIN block leaves.
+    Column("sealed_pin_key", LargeBinary),
+    Column("sealed_dukpt", LargeBinary),
 )
 
 # The journal: every card transaction the terminal started, with its outcome. PANs only as
