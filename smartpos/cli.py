@@ -156,16 +156,22 @@ def _hold_host(settings: Settings, port: int | None = None) -> tuple[HostRuntime
 
 
 def _host_setup(
-    rt: HostRuntime, settings: Settings, tid: str, mid: str, merchant: str
+    rt: HostRuntime,
+    settings: Settings,
+    tid: str,
+    mid: str,
+    merchant: str,
+    pin_scheme: str = "tpk-iso0",
 ) -> dict[str, Any]:
-    """Seed test cards and a merchant, provision a terminal (demo/bootstrap). The caller
-    holds the host's writer lock."""
+    """Seed test cards and a merchant, provision a terminal (demo/bootstrap) with the PIN
+    key its profile's ``pin_scheme`` needs. The caller holds the host's writer lock."""
     from smartpos.host.sandbox import ensure_merchant, provision_terminal, seed_test_cards
     from smartpos.host.tls import ensure_certificate, fingerprint
+    from smartpos.keys.hsm import PinScheme
 
     seeded = seed_test_cards(rt)
     ensure_merchant(rt, mid, merchant)
-    prov = provision_terminal(rt, tid, mid)
+    prov = provision_terminal(rt, tid, mid, PinScheme(pin_scheme))
     cert, _ = ensure_certificate(settings.host_dir)
     return {"seeded": seeded, "provisioned": prov, "fingerprint": fingerprint(cert)}
 
@@ -276,16 +282,22 @@ def host_init(
     tid: TidOpt = DEMO_TID,
     mid: MidOpt = DEMO_MID,
     merchant: MerchantOpt = DEMO_MERCHANT,
+    profile: ProfileOpt = "sandbox",
     as_json: JsonOpt = False,
 ) -> Reply:
     """Create the host database, issue the test cards and provision a terminal.
 
     Prints the terminal master key once (the key-loading ceremony): load it into the
-    terminal with `smartpos terminal provision`. Refused while a host runs on the data."""
+    terminal with `smartpos terminal provision`. A profile whose PIN scheme needs its own
+    key (docs/pin-security.md) gets it too: the AES PIN key, or the DUKPT initial key and
+    initial KSN, with its check value. Refused while a host runs on the data."""
+    from smartpos.protocol.profiles import resolve_profile
+
     settings = load_settings()
+    scheme = resolve_profile(profile, settings.home).pin_scheme
     rt, lock = _hold_host(settings)
     try:
-        out = _host_setup(rt, settings, tid, mid, merchant)
+        out = _host_setup(rt, settings, tid, mid, merchant, scheme)
     finally:
         lock.release()
     prov = out["provisioned"]
@@ -297,6 +309,9 @@ def host_init(
         "host_fingerprint": out["fingerprint"],
         "test_cards_issued": out["seeded"],
     }
+    for name in ("pin_key", "pin_key_kcv", "initial_ksn"):
+        if getattr(prov, name) is not None:
+            data[name] = getattr(prov, name).hex().upper()
     message = (
         f"terminal {prov.tid} provisioned at the host; load its TMK with"
         " `smartpos terminal provision`"
@@ -465,9 +480,34 @@ def terminal_provision(
     port: PortOpt = 8583,
     fingerprint: FingerprintOpt = None,
     profile: ProfileOpt = "sandbox",
+    # Hex of one of the lengths a key, check value or KSN has; anything else is a
+    # ValueError, which the option turns into a usage error.
+    pin_key: Annotated[
+        bytes | None,
+        typer.Option(
+            parser=lambda t: bytes.fromhex(t if len(t) in (32, 48, 64) else "?"),
+            help="PIN key, 32, 48 or 64 hex digits: the AES PIN key or DUKPT initial key"
+            " `host init` printed",
+        ),
+    ] = None,
+    pin_key_kcv: Annotated[
+        bytes | None,
+        typer.Option(
+            parser=lambda t: bytes.fromhex(t if len(t) in (6, 8) else "?"),
+            help="PIN key check value, 6 (AES) or 8 (TDES) hex digits",
+        ),
+    ] = None,
+    initial_ksn: Annotated[
+        bytes | None,
+        typer.Option(
+            parser=lambda t: bytes.fromhex(t if len(t) in (16, 20) else "?"),
+            help="DUKPT initial KSN (TDES, 20 hex digits) or initial key ID (AES, 16)",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> Reply:
-    """Load the terminal's identity and master key."""
+    """Load the terminal's identity and master key (and the PIN key of a profile whose PIN
+    scheme needs one: docs/pin-security.md)."""
     from smartpos.terminal.setup import open_terminal_db, provision
 
     provision(
@@ -481,6 +521,9 @@ def terminal_provision(
         link_port=port,
         host_fingerprint=fingerprint,
         profile=profile,
+        pin_key=pin_key,
+        pin_key_kcv=pin_key_kcv,
+        initial_ksn=initial_ksn,
     )
     data = {"tid": tid, "mid": mid, "link_host": host, "link_port": port, "profile": profile}
     return Reply(
