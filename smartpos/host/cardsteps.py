@@ -23,6 +23,7 @@ from smartpos.host.steps import (
     Steps,
     _keyed_expiry_passed,
 )
+from smartpos.keys import dukpt
 from smartpos.keys.hsm import PinCheck, PinScheme
 from smartpos.protocol.messages import (
     ENTRY_CHIP,
@@ -33,6 +34,11 @@ from smartpos.protocol.messages import (
 
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _SEL_PIN_KEY = Query("SELECT sealed_pin_key FROM terminals WHERE tid = ?", ("sealed_pin_key",))
+_SEL_DUKPT = Query(
+    "SELECT initial_ksn, dukpt_counter FROM terminals WHERE tid = ?",
+    ("initial_ksn", "dukpt_counter"),
+)
+_UPD_DUKPT = Query("UPDATE terminals SET dukpt_counter = ? WHERE tid = ?")
 
 
 class CardSteps(Steps):
@@ -137,6 +143,8 @@ class CardSteps(Steps):
             if not text or len(text) % 2 or not _HEX.fullmatch(text):
                 return PinCheck.FORMAT_ERROR
             ksn = bytes.fromhex(text)
+            if not self._fresh_ksn(conn, ctx, ksn):
+                return PinCheck.FORMAT_ERROR
         return self.hsm.verify_pin_under(
             self.pin_scheme,
             sealed_key,
@@ -148,6 +156,29 @@ class CardSteps(Steps):
             tid=ctx.terminal.tid,
             ksn=ksn,
         )
+
+    def _fresh_ksn(self, conn: Connection, ctx: Context, ksn: bytes) -> bool:
+        """Whether ``ksn`` is one of the request's terminal's (its initial KSN or key ID) with
+        a counter above every one accepted from it before, which it then becomes. A KSN of
+        another terminal, or a counter used already (a replayed PIN block), is not."""
+        row = Raw.of(conn).first(_SEL_DUKPT, (ctx.terminal.tid,))
+        if row is None or row.initial_ksn is None:
+            return False
+        initial = bytes(row.initial_ksn)
+        if self.pin_scheme is PinScheme.TDES_DUKPT_ISO0:
+            if len(ksn) != dukpt.TDES_KSN_LEN:
+                return False
+            counter = dukpt.tdes_counter(ksn)
+            ours = int.from_bytes(ksn, "big") - counter == int.from_bytes(initial, "big")
+        else:
+            if len(ksn) != dukpt.AES_KSN_LEN:
+                return False
+            counter = dukpt.aes_counter(ksn)
+            ours = ksn[: dukpt.AES_IKID_LEN] == initial
+        if not ours or counter <= (row.dukpt_counter or 0):
+            return False
+        Raw.of(conn).defer(_UPD_DUKPT, (counter, ctx.terminal.tid))
+        return True
 
     def _aes_pin_key(self, conn: Connection, ctx: Context) -> bytes | None:
         """The sealed AES PIN key the host holds for the request's terminal (None: none)."""

@@ -245,6 +245,7 @@ def provision_terminal(
             "signon_stan": None,  # a new TMK: sign-ons under the old one cannot verify anyway
             "sealed_pin_key": sealed_pin_key,
             "initial_ksn": pin["initial_ksn"],
+            "dukpt_counter": None,
         }
         if exists:
             conn.execute(terminals.update().where(terminals.c.tid == tid).values(**values))

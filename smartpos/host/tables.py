@@ -81,9 +81,11 @@ terminals = Table(
     Column("signon_stan", String(6)),
     # The AES PIN key of a terminal on an aes-iso4 profile (sealed by the soft HSM), and the
     # initial KSN (TDES) or initial key ID (AES) its DUKPT key was derived for: not secret,
-    # the host keeps the BDK only (docs/pin-security.md).
+    # the host keeps the BDK only (docs/pin-security.md); and the highest DUKPT counter of
+    # a KSN it accepted from this terminal: a KSN at or below it is a replay.
     Column("sealed_pin_key", LargeBinary),
     Column("initial_ksn", LargeBinary),
+    Column("dukpt_counter", BigInteger),
 )
 
 # Issuer card records: only a keyed token and the masked PAN, never the PAN itself.

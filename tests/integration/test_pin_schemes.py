@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from smartpos.cards.reading import CardInput
 from smartpos.config import Settings
-from smartpos.host.sandbox import provision_terminal
+from smartpos.host.sandbox import Provisioned, provision_terminal
 from smartpos.host.tables import cards, requests
 from smartpos.host.testcards import CATALOGUE
 from smartpos.keys import dukpt
@@ -38,6 +38,11 @@ def _open(sb: Sandbox, rt: TerminalRuntime) -> Terminal:
 
 
 def pin_terminal(sb: Sandbox, tid: str = TID) -> tuple[Terminal, TerminalRuntime]:
+    t, rt, _ = ceremony(sb, tid)
+    return t, rt
+
+
+def ceremony(sb: Sandbox, tid: str = TID) -> tuple[Terminal, TerminalRuntime, Provisioned]:
     """The key-loading ceremony of the profile's PIN scheme: the host makes the terminal's
     TMK and PIN key (AES key, or DUKPT initial key for a new KSN), the terminal loads them."""
     prof = sb.profile
@@ -61,7 +66,7 @@ def pin_terminal(sb: Sandbox, tid: str = TID) -> tuple[Terminal, TerminalRuntime
         pin_key_kcv=prov.pin_key_kcv,
         initial_ksn=prov.initial_ksn,
     )
-    return _open(sb, rt), rt
+    return _open(sb, rt), rt, prov
 
 
 def spy(t: Terminal) -> list[Fields]:
@@ -191,11 +196,10 @@ def test_reprovisioning_gives_a_new_initial_ksn(profile: str, tmp_path: Path) ->
 @pytest.mark.parametrize("profile", DUKPT_PROFILES)
 def test_an_exhausted_register_refuses_before_sending(profile: str, tmp_path: Path) -> None:
     async def body(sb: Sandbox) -> None:
-        t, rt = pin_terminal(sb)
+        t, rt, prov = ceremony(sb)
         assert (await t.sign_on()).result == "approved"
         # Move the register to its last counter, as after a terminal's lifetime of PINs.
         scheme = sb.profile.pin_scheme
-        prov = provision_terminal(sb.host, "10000009", MID, scheme)  # a key for this test
         assert prov.pin_key is not None and prov.initial_ksn is not None
         register: dukpt.TdesDukptRegister | dukpt.AesDukptRegister
         if scheme is PinScheme.TDES_DUKPT_ISO0:
@@ -303,3 +307,30 @@ def test_provisioning_checks_the_pin_key(tmp_path: Path) -> None:
             assert conn.execute(select(terminal_config)).first() is None  # nothing loaded
 
     run_on("sandbox-dukpt", tmp_path, body)
+
+
+@pytest.mark.parametrize("profile", DUKPT_PROFILES)
+def test_a_replayed_ksn_or_another_terminals_is_refused(profile: str, tmp_path: Path) -> None:
+    async def body(sb: Sandbox) -> None:
+        t, _ = pin_terminal(sb)
+        other, _ = pin_terminal(sb, "10000002")
+        sent, sent_other = spy(t), spy(other)
+        for term in (t, other):
+            assert (await term.sign_on()).result == "approved"
+        card = CardInput.parse(GOOD.pan)
+        assert (await t.sale(100, card, PIN)).result == "approved"
+        assert (await other.sale(100, card, PIN)).result == "approved"
+        before = balance_of(sb, GOOD)
+        make = t._pin_fields
+        for m in (sent[-1], sent_other[-1]):  # its own PIN block again; the other's
+            old = {k: m[k] for k in ("52", "53", "59")}
+            t._pin_fields = lambda pin, pan, old=old: dict(old)  # type: ignore[method-assign]
+            r = await t.sale(100, card, PIN)
+            assert (r.result, r.response_code) == ("declined", "99"), r
+        assert balance_of(sb, GOOD) == before
+        t._pin_fields = make  # type: ignore[method-assign]
+        assert (await t.sale(100, card, PIN)).result == "approved"  # its next counter
+        await t.close()
+        await other.close()
+
+    run_on(profile, tmp_path, body)
