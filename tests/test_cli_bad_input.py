@@ -42,6 +42,8 @@ REQUIRED = {
 ACCEPTED = (
     {("--merchant", v) for v in ("abc", "-1", "9" * 40, "١٢", "终端", "1e3", "nan")}
     | {("--host", v) for v in ("abc", "-1", "9" * 40, "1e3", "nan")}
+    # An order reference is the caller's own name for a payment: any printable ASCII.
+    | {("--order", v) for v in ("abc", "-1", "9" * 40, "1e3", "nan")}
     | {
         ("--seconds", "1e3"),
         ("--rate", "1e3"),

@@ -71,7 +71,7 @@ from smartpos.protocol.messages import (
     response_mti,
     trace_after,
 )
-from smartpos.protocol.profiles import AcquirerProfile
+from smartpos.protocol.profiles import AcquirerProfile, KeyDelivery
 from smartpos.terminal import reversals as store_and_forward
 from smartpos.terminal import settlement
 from smartpos.terminal.errors import Refusal, TerminalError
@@ -270,6 +270,17 @@ class Terminal:
             return await self.sign_on(_caught_up=True)
         if rc != "00":
             return TxnResult(Outcome.DECLINED, rc, describe(rc).en, Kind.SIGN_ON, stan=stan)
+        if "62" not in resp and self.profile.key_delivery != KeyDelivery.SIGNON_F62:
+            # This acquirer delivers no keys at sign-on (they were loaded at provisioning,
+            # or there are none): the sign-on only tells the host the terminal is there.
+            self._catch_up(resp)
+            return TxnResult(
+                Outcome.APPROVED,
+                rc,
+                "signed on (no working keys from this acquirer)",
+                Kind.SIGN_ON,
+                stan=stan,
+            )
         if "62" not in resp:
             return TxnResult(
                 Outcome.ERROR,
