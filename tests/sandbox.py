@@ -42,7 +42,8 @@ class Sandbox:
     def terminal(
         self, tid: str = TID, port: int | None = None, profile: AcquirerProfile | None = None
     ) -> Terminal:
-        prov = provision_terminal(self.host, tid, MID)
+        prof = profile or self.profile
+        prov = provision_terminal(self.host, tid, MID, prof.pin_scheme)
         self.service.reload_terminals()
         home = self.settings.home / f"terminal-{tid}"
         tset = Settings(home=home, terminal_db_url=f"sqlite:///{home / 'terminal.db'}")
@@ -57,9 +58,11 @@ class Sandbox:
             link_host="127.0.0.1",
             link_port=port or self.server.port,
             host_fingerprint=self.fingerprint,
-            profile=(profile or self.profile).name,
+            profile=prof.name,
+            pin_key=prov.pin_key,
+            pin_key_kcv=prov.pin_key_kcv,
+            initial_ksn=prov.initial_ksn,
         )
-        prof = profile or self.profile
         link = HostLink("127.0.0.1", port or self.server.port, prof, self.fingerprint)
         return Terminal(rt.engine, rt.vault, prof, link)
 

@@ -386,18 +386,13 @@ class Terminal:
         f: Fields = {}
         if profile.pin_scheme is PinScheme.AES_ISO4:
             if self._pin_key is None:
-                raise TerminalError(
-                    Refusal.CANNOT_ENCODE, reason="no AES PIN key loaded: provision the terminal"
-                )
+                raise TerminalError(Refusal.NO_PIN_KEY, what="AES PIN key")
             f["52"] = encrypt_pin_block_iso4(self._pin_key, pin, pan).hex().upper()
         else:
             register = self._dukpt
             if register is None or register.exhausted:
-                raise TerminalError(
-                    Refusal.CANNOT_ENCODE,
-                    reason="no DUKPT key left (the register is exhausted or was never "
-                    "loaded): provision the terminal with a new initial key",
-                )
+                # The register is used up, or was never loaded.
+                raise TerminalError(Refusal.NO_PIN_KEY, what="DUKPT key")
             try:
                 txn = register.next_transaction()
             except DukptError as exc:

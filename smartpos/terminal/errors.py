@@ -39,6 +39,7 @@ class Refusal(StrEnum):
     NOTHING_TO_SETTLE = "nothing_to_settle"
     SETTLEMENT_FAILED = "settlement_failed"
     SETTLEMENT_REFUSED = "settlement_refused"
+    NO_PIN_KEY = "no_pin_key"  # the profile's PIN key was never loaded, or is used up
     KEY_REUSED = "key_reused"  # an idempotency key given again for another request
 
 
@@ -128,6 +129,10 @@ MESSAGES: dict[Refusal, tuple[str, str]] = {
     Refusal.SETTLEMENT_REFUSED: (
         "settlement refused: {rc} {text}",
         "结算被拒绝：{rc} {text}",
+    ),
+    Refusal.NO_PIN_KEY: (
+        "no {what} for PINs: provision the terminal with a new one (sales without a PIN still go)",
+        "没有可用的{what}加密密码：请重新装载终端密钥（无需密码的交易仍可进行）",
     ),
     Refusal.KEY_REUSED: (
         "order reference {key!r} was used for another request ({was}): use a new reference",

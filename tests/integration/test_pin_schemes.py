@@ -226,7 +226,7 @@ def test_an_exhausted_register_refuses_before_sending(profile: str, tmp_path: Pa
         sent.clear()
         with pytest.raises(TerminalError) as refused:
             await t.sale(100, card, PIN)
-        assert refused.value.code == Refusal.CANNOT_ENCODE
+        assert refused.value.code == Refusal.NO_PIN_KEY
         assert "exhausted" in str(refused.value)
         assert sent == []  # nothing left the terminal
         # A sale without a PIN still goes.
