@@ -391,8 +391,8 @@ class Terminal:
         else:
             register = self._dukpt
             if register is None or register.exhausted:
-                # The register is used up, or was never loaded.
-                raise TerminalError(Refusal.NO_PIN_KEY, what="DUKPT key")
+                what = "DUKPT key (the register is exhausted)" if register else "DUKPT key"
+                raise TerminalError(Refusal.NO_PIN_KEY, what=what)
             try:
                 txn = register.next_transaction()
             except DukptError as exc:
