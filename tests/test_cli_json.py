@@ -68,6 +68,7 @@ def test_every_command_reports_one_schema(home: Path, host: int) -> None:  # noq
     run("host", "check")
     run("terminal", "sale", "--amount", "1,2", ok=False)
     run("bench", "host", "--terminals", "1", "--seconds", "0.3", "--warmup", "0", "--no-bare")
+    run("bench", "service", "--sales", "10", "--warmup", "0")
     run("terminal", "sale", "--amount", "1", "--pin", "--print", card=GOOD.pan, pin="123456")
 
     # Not under a running host's feet; on data of its own, it provisions.
