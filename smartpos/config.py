@@ -1,9 +1,9 @@
 """All settings in one place, read from the environment (``SMARTPOS_*``) or ``.env``.
 
 Every command reads the settings before it does anything, so reading them has to be cheap:
-pydantic-settings (and the pydantic it needs) took 170 ms to import on the reference machine,
-the better part of a `smartpos terminal sale` (docs/benchmarks.md, "CLI start-up"); this
-loader takes well under a millisecond. It reads what pydantic-settings read, the same way:
+importing pydantic-settings (and the pydantic it needs) and building the class took 170 ms,
+a sixth of a ``smartpos terminal sale`` (docs/benchmarks.md, "CLI start-up"); this loader
+takes under a millisecond. It reads what pydantic-settings read, the same way:
 
 * ``SMARTPOS_<NAME>`` from the environment, the name in any case; else from ``.env`` in the
   working directory (parsed by python-dotenv, as pydantic-settings did, and only imported

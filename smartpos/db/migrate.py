@@ -5,8 +5,8 @@ The host and the terminal keep separate databases, so each has its own migration
 
 Every command opens its database through :func:`upgrade`, and nearly always the database is
 current already. Finding that out through Alembic meant importing it (with Mako and every
-dialect's DDL module) and loading the history's scripts: ~150 ms of a ~0.8 s
-``terminal sale`` on the reference machine (docs/benchmarks.md, "CLI start-up"). So the
+dialect's DDL module) and loading the history's scripts: ~150 ms of a 0.8–1 s
+``terminal sale`` (docs/benchmarks.md, "CLI start-up"). So the
 revision the database holds is read with one ``SELECT`` and compared with the head of the
 history, read from its scripts' ``revision`` / ``down_revision`` lines without running
 them (tests/test_schema_check.py holds that reading to Alembic's own). Only a database that

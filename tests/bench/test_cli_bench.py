@@ -20,6 +20,7 @@ def test_summary_is_median_p90_min_max() -> None:
         "min_ms": 1.0,
         "max_ms": 10.0,
     }
+    assert summary([2.0, 4.0], [1.0, 3.0])["cpu_median_ms"] == 2.0
     assert summary([3.14159]) == {
         "runs": 1,
         "median_ms": 3.1,
@@ -55,6 +56,7 @@ def test_a_real_round(as_json: bool) -> None:
     for name in ("sale", "help", "import"):
         assert result[name]["runs"] == 2
         assert 0 < result[name]["min_ms"] <= result[name]["median_ms"] <= result[name]["max_ms"]
+        assert 0 < result[name]["cpu_median_ms"]
     assert "terminal sale --pin" in render(result)
     assert _scratch_homes() == before  # the scratch data directory is gone
 
