@@ -7,7 +7,6 @@ Each command stays thin: it reads its inputs, calls the service layer and return
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import logging
@@ -20,7 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
 from smartpos.commandline.app import App, UserError, console, err
 from smartpos.commandline.options import (
@@ -113,6 +111,8 @@ def _run(coro: Awaitable[T]) -> T:
 
         return uvloop.run(coro)  # type: ignore[arg-type]
     except ImportError:  # pragma: no cover - uvloop missing on some platforms
+        import asyncio
+
         return asyncio.run(coro)  # type: ignore[arg-type]
 
 
@@ -208,6 +208,8 @@ async def _serve_on(
     workers: int,
     held: HeldHost | None,
 ) -> None:
+    import asyncio
+
     if workers > 0:
         from smartpos.host.cluster import serve_cluster
 
@@ -349,6 +351,8 @@ def host_cards(as_json: JsonOpt = False) -> Reply:
         }
         for c in CATALOGUE
     ]
+    from rich.table import Table
+
     table = Table(title="Sandbox test cards (PIN 123456 unless noted)")
     for col in ("PAN", "expiry", "card", "outcome"):
         table.add_column(col)
@@ -766,6 +770,30 @@ def demo(
         _run(_serve(settings, port, True, "sandbox", ready, held=HeldHost(rt, lock, listener)))
     except KeyboardInterrupt:
         console.print("host stopped")
+
+
+@bench_app.command("cli")
+def bench_cli(
+    runs: Annotated[int, typer.Option(min=1, max=400, help="timed runs of each command")] = 20,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="port of the scratch demo host")
+    ] = 18583,
+    sales_json: Annotated[
+        bool, typer.Option("--sales-json", help="time the sales with --json")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> Reply:
+    """Wall time of terminal sale, terminal --help and import smartpos.cli, each a new
+    process, against a demo host in a scratch data directory (docs/benchmarks.md)."""
+    from smartpos.bench.cli import bench_cli as run_cli_bench
+    from smartpos.bench.cli import render
+
+    try:
+        data = run_cli_bench(runs, port, json=sales_json)
+    except (RuntimeError, OSError) as exc:
+        raise UserError(str(exc), code="unavailable") from None
+    message = f"terminal sale median {data['sale']['median_ms']} ms"
+    return Reply(True, "ok", message, None, data, [render(data)])
 
 
 @bench_app.command("service")

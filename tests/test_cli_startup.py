@@ -82,22 +82,12 @@ def without_rich(top: set[str]) -> None:
         raise RichLoaded(sorted(top))
 
 
-# Until smartpos/cli.py imports rich.table where `host cards` uses it: then these pass, and
-# strict=True makes that a failure, so the marks are taken off.
-RICH_AT_IMPORT = pytest.mark.xfail(
-    strict=True,
-    raises=RichLoaded,
-    reason="smartpos/cli.py imports rich.table at module level (for host cards)",
-)
-
-
 def test_importing_the_command_line_loads_nothing_heavy(tmp_path: Path) -> None:
     _, top, modules = loaded_by("import smartpos.cli", clean_env(tmp_path))
     assert {"smartpos.cli", "smartpos.commandline.app", "typer"} <= modules  # it ran
     assert top & (HEAVY | {"sqlalchemy", "pyemv", "cryptography"}) == set()
 
 
-@RICH_AT_IMPORT
 def test_importing_the_command_line_loads_no_rich(tmp_path: Path) -> None:
     _, top, _ = loaded_by("import smartpos.cli", clean_env(tmp_path))
     without_rich(top)
@@ -128,7 +118,6 @@ def test_a_sale_loads_no_pydantic_no_alembic_no_printer(home: Path, host: int) -
 
 
 @pytest.mark.integration
-@RICH_AT_IMPORT
 def test_a_json_sale_loads_no_rich(home: Path, host: int) -> None:  # noqa: F811
     _, top, _ = sold(home)
     without_rich(top)

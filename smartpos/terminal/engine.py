@@ -30,7 +30,6 @@ from smartpos.cards.emv import CID_TC, TerminalData, sandbox_application
 from smartpos.cards.reading import CardInput
 from smartpos.cards.tlv import decode_tlv, encode_tlv
 from smartpos.db.lock import ProcessLock
-from smartpos.devices.cardreader import SimulatedCardReader, default_state_path
 from smartpos.devices.ports import CardReader, DeviceError
 from smartpos.keys.dukpt import AesDukptRegister, DukptError, TdesDukptRegister
 from smartpos.keys.hsm import PinScheme
@@ -472,6 +471,9 @@ class Terminal:
     async def _reader_with(self, card: CardInput) -> CardReader:
         """The reader holding ``card`` by its chip. A simulated reader is handed the card
         here when the caller read it elsewhere (the command line's prompt, a test)."""
+        # Imported here: a terminal that never reads a chip card never loads the reader.
+        from smartpos.devices.cardreader import SimulatedCardReader
+
         reader = self.reader
         if reader is None:
             reader = self.reader = SimulatedCardReader(
@@ -497,6 +499,8 @@ class Terminal:
     def _simulated_state(self) -> Path:
         """Where a simulated reader built by the terminal keeps its cards' counters: in the
         data directory, else beside the terminal's SQLite database."""
+        from smartpos.devices.cardreader import default_state_path
+
         if self._home is not None:
             return default_state_path(self._home)
         database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
