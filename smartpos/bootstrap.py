@@ -51,9 +51,11 @@ def host_service(
     verifies PIN blocks under the profile's PIN scheme (docs/pin-security.md)."""
     from smartpos.host.pipeline import HostService
     from smartpos.host.processor import fingerprinted
-    from smartpos.protocol.profiles import get_profile
+    from smartpos.protocol.profiles import resolve_profile
 
-    prof = get_profile(profile) if isinstance(profile, str) else profile
+    # A name: built in, or in the data directory's profiles.toml (the host's directory is
+    # inside it).
+    prof = resolve_profile(profile, rt.host_dir.parent) if isinstance(profile, str) else profile
     return HostService(
         rt.engine,
         processor

@@ -131,11 +131,13 @@ def parse_fingerprint(text: str) -> str:
 
 
 def parse_profile(text: str) -> str:
-    """The name of a known acquirer profile."""
-    from smartpos.protocol.profiles import ProfileError, get_profile
+    """The name of a known acquirer profile: built in, or in the data directory's
+    profiles.toml (docs/profiles.md)."""
+    from smartpos.config import load_settings
+    from smartpos.protocol.profiles import ProfileError, resolve_profile
 
     try:
-        get_profile(text)
+        resolve_profile(text, load_settings().home)
     except ProfileError as exc:
         raise typer.BadParameter(str(exc)) from None
     return text
