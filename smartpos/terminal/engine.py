@@ -15,7 +15,6 @@ nothing (``smartpos.services.terminal`` serializes calls per terminal).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import Callable
@@ -23,19 +22,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 
 from smartpos.cards import CardError, PanTokenizer, brand_of, mask_pan
-from smartpos.cards.emv import CID_TC, TerminalData, sandbox_application
+from smartpos.cards.emv import CID_TC, sandbox_application
 from smartpos.cards.reading import CardInput
-from smartpos.cards.tlv import decode_tlv, encode_tlv
+from smartpos.cards.tlv import encode_tlv
 from smartpos.db.lock import ProcessLock
-from smartpos.devices.ports import CardReader, DeviceError
-from smartpos.keys.dukpt import AesDukptRegister, DukptError, TdesDukptRegister
+from smartpos.devices.ports import CardReader
+from smartpos.keys.dukpt import AesDukptRegister, TdesDukptRegister
 from smartpos.keys.hsm import PinScheme
-from smartpos.keys.keys import KeyCheckError, signon_mac_key, unpack_f62
 from smartpos.keys.mac import compute_mac, verify_mac
-from smartpos.keys.pinblock import encrypt_pin_block, encrypt_pin_block_iso4
 from smartpos.keys.vault import Vault
 from smartpos.money import Money
 from smartpos.protocol.codec import Fields, MessageError
@@ -49,11 +46,9 @@ from smartpos.protocol.messages import (
     ENTRY_CHIP,
     ENTRY_CONTACTLESS,
     ENTRY_NAMES,
-    ENTRY_SWIPE,
     F60,
     F61,
     NET_ECHO,
-    NET_SIGN_ON,
     PROC_BALANCE,
     PROC_PURCHASE,
     PROC_REFUND,
@@ -65,17 +60,17 @@ from smartpos.protocol.messages import (
     TYPE_REFUND,
     TYPE_VOID,
     SettlementTotals,
-    entry_mode,
     parse_f54,
     response_mti,
-    trace_after,
 )
-from smartpos.protocol.profiles import AcquirerProfile, KeyDelivery
+from smartpos.protocol.profiles import AcquirerProfile
+from smartpos.terminal import chip, orders, requests, settlement
 from smartpos.terminal import reversals as store_and_forward
-from smartpos.terminal import settlement
+from smartpos.terminal import signon as signing_on
 from smartpos.terminal.errors import Refusal, TerminalError
 from smartpos.terminal.journal import STAN_MAX, DuplicateOrder, Journal
 from smartpos.terminal.link import Link, LinkError
+from smartpos.terminal.requests import dukpt_aad, pin_key_aad
 from smartpos.terminal.results import Kind, Outcome, SettleOutcome, SettleReport, TxnResult
 from smartpos.terminal.tables import terminal_config
 
@@ -96,22 +91,6 @@ OPERATOR = settlement.OPERATOR
 CHIP_PSN = settlement.CHIP_PSN
 _RRN = re.compile(r"[0-9A-Za-z]{12}")  # field 37, an12
 _ICC_ON_SLIP = (("AID", "84"), ("ARQC", "9F26"), ("ATC", "9F36"), ("TVR", "95"))
-
-
-# Field 53 (security control) beside the PIN block: format 0 under a double-length TDES key
-# (CUP's "26"); format 4 under AES ("47", a smartpos convention: docs/pin-security.md).
-_F53_FORMAT0 = "2600000000000000"
-_F53_FORMAT4 = "4700000000000000"
-
-
-def pin_key_aad(tid: str) -> bytes:
-    """The vault's associated data of the terminal's AES PIN key (aes-iso4)."""
-    return b"pin-aes:" + tid.encode()
-
-
-def dukpt_aad(tid: str) -> bytes:
-    """The vault's associated data of the terminal's DUKPT register state."""
-    return b"dukpt:" + tid.encode()
 
 
 def _unpredictable_number() -> bytes:
@@ -242,98 +221,10 @@ class Terminal:
     # -- network management ----------------------------------------------------------------
 
     async def sign_on(self, *, _caught_up: bool = False) -> TxnResult:
-        """Sign on (0800/0810): new working keys, and the counters caught up with what the
-        host holds from this terminal (protocol.md §8.2). A sign-on refused as older than
-        the last one accepted (94: the terminal's trace went back) is repeated once from
-        the host's latest trace."""
-        stan = self.journal.take_stan()
-        now = self.clock()
-        req = self.base("0800", stan, now)
-        req["60"] = F60(TYPE_NETWORK, self.batch_no(), NET_SIGN_ON).encode()
-        req["63"] = OPERATOR
-        # MACed under the TMK's sign-on variant: proves to the host that this terminal holds
-        # the TMK before it hands out new working keys.
-        signon_key = signon_mac_key(self._tmk)
-        alg = self.profile.mac_algorithm
-        message = self.profile.codec.encode(
-            req,
-            mac=(lambda d: compute_mac(alg, signon_key, d)) if self.profile.mac_required else None,
-        )
-        try:
-            resp = self._check_response(req, await self.link.exchange(message), False)
-        except (LinkError, MessageError) as exc:
-            return TxnResult(Outcome.ERROR, "", f"sign-on failed: {exc}", Kind.SIGN_ON, stan=stan)
-        rc = resp.get("39", "")
-        moved, behind = self._catch_up(resp)
-        if rc == "94" and moved and not _caught_up:
-            return await self.sign_on(_caught_up=True)
-        if rc != "00":
-            return TxnResult(Outcome.DECLINED, rc, describe(rc).en, Kind.SIGN_ON, stan=stan)
-        if "62" not in resp and self.profile.key_delivery != KeyDelivery.SIGNON_F62:
-            # This acquirer delivers no keys at sign-on (they were loaded at provisioning,
-            # or there are none): the sign-on only tells the host the terminal is there.
-            self._catch_up(resp)
-            return TxnResult(
-                Outcome.APPROVED,
-                rc,
-                "signed on (no working keys from this acquirer)",
-                Kind.SIGN_ON,
-                stan=stan,
-            )
-        if "62" not in resp:
-            return TxnResult(
-                Outcome.ERROR,
-                rc,
-                "the host approved the sign-on but sent no keys",
-                Kind.SIGN_ON,
-                stan=stan,
-            )
-        try:
-            keys = unpack_f62(self._tmk, bytes.fromhex(resp["62"]))
-        except (ValueError, KeyCheckError) as exc:
-            return TxnResult(
-                Outcome.ERROR, rc, f"sign-on keys refused: {exc}", Kind.SIGN_ON, stan=stan
-            )
-        self.journal.store_working_keys(
-            self.vault.seal(keys.tpk, b"tpk"), self.vault.seal(keys.tak, b"tak")
-        )
-        self._tpk, self._tak = keys.tpk, keys.tak
-        result = TxnResult(
-            Outcome.APPROVED, rc, "signed on: new PIN and MAC keys loaded", Kind.SIGN_ON, stan=stan
-        )
-        if behind:
-            # This terminal's open batch is one the host has closed since (a restored
-            # database): close it here too, then move on to the host's batch.
-            await self._catch_up_settled_batch(result)
-            self._catch_up(resp)
-        return result
+        return await signing_on.sign_on(self, _caught_up=_caught_up)
 
     def _catch_up(self, resp: Fields) -> tuple[bool, bool]:
-        """Move the counters forward to where the host has this terminal (a sign-on answer's
-        60.2 and 61): the trace past the latest the host holds, the batch to the host's if
-        it is ahead and this terminal's own batch holds nothing. Never backwards. Returns
-        (whether anything moved, whether the terminal's own batch is behind the host's and
-        holds transactions — a batch the host has closed)."""
-        try:
-            host = F61.decode(resp["61"]) if "61" in resp else None
-            host_batch = F60.decode(resp["60"]).batch_no if "60" in resp else None
-        except MessageError:
-            return False, False
-        moved: dict[str, int] = {}
-        behind = False
-        with self.engine.connect() as conn:
-            cfg = Journal.config(conn)
-            if host is not None and trace_after(host.stan, f"{cfg.stan:06d}"):
-                moved["stan"] = int(host.stan)
-            own_batch = f"{cfg.batch_no:06d}"
-            if host_batch is not None and trace_after(host_batch, own_batch):
-                if Journal.batch_has_transactions(conn, own_batch):
-                    behind = True
-                else:
-                    moved["batch_no"] = int(host_batch)
-        if moved:
-            self.journal.move_counters(**moved)
-        return bool(moved), behind
+        return signing_on.catch_up(self, resp)
 
     async def echo(self) -> TxnResult:
         stan = self.journal.take_stan()
@@ -355,61 +246,10 @@ class Terminal:
     # -- card transactions -----------------------------------------------------------------
 
     def _card_fields(self, card: CardInput, pin: str | None) -> Fields:
-        if card.entry == ENTRY_SWIPE and card.chip_card:
-            raise TerminalError(Refusal.CHIP_CARD_SWIPED)
-        f: Fields = {"22": entry_mode(card.entry, pin is not None), "25": "00"}
-        if card.track2:
-            f["35"] = card.track2.replace("=", "D")
-        else:
-            f["2"] = card.pan
-            if card.expiry:
-                f["14"] = card.expiry
-        if pin is not None:
-            if self.profile.pin_scheme is not PinScheme.TPK_ISO0:
-                f["26"] = "12"
-                f.update(self._pin_fields(pin, card.pan))
-                return f
-            if self._tpk is None:
-                raise TerminalError(Refusal.NOT_SIGNED_ON, key="PIN")
-            f["26"] = "12"
-            f["52"] = encrypt_pin_block(self._tpk, pin, card.pan).hex().upper()
-            f["53"] = _F53_FORMAT0
-        return f
+        return requests.card_fields(self, card, pin)
 
     def _pin_fields(self, pin: str, pan: str) -> Fields:
-        """Field 52 (and 53, and the KSN's field) under the profile's PIN scheme when it is
-        not format 0 under the TPK. A DUKPT register is advanced and its new state committed
-        here, before anything carrying the block can leave: a counter is never used twice
-        (one skipped, when the request is then refused, is harmless)."""
-        profile = self.profile
-        f: Fields = {}
-        if profile.pin_scheme is PinScheme.AES_ISO4:
-            if self._pin_key is None:
-                raise TerminalError(Refusal.NO_PIN_KEY, what="AES PIN key")
-            f["52"] = encrypt_pin_block_iso4(self._pin_key, pin, pan).hex().upper()
-        else:
-            register = self._dukpt
-            if register is None or register.exhausted:
-                what = "DUKPT key (the register is exhausted)" if register else "DUKPT key"
-                raise TerminalError(Refusal.NO_PIN_KEY, what=what)
-            try:
-                txn = register.next_transaction()
-            except DukptError as exc:
-                raise TerminalError(Refusal.CANNOT_ENCODE, reason=str(exc)) from None
-            sealed = self.vault.seal(register.to_bytes(), dukpt_aad(self.tid))
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(terminal_config)
-                    .where(terminal_config.c.id == 1)
-                    .values(sealed_dukpt=sealed)
-                )
-            f["52"] = txn.encrypt_pin(pin, pan).hex().upper()
-            assert profile.ksn_field is not None  # the profile's own check
-            f[str(profile.ksn_field)] = txn.ksn.hex().upper()
-        if "53" in profile.dialect.fields and profile.ksn_field != 53:
-            tdes = profile.pin_scheme is PinScheme.TDES_DUKPT_ISO0
-            f["53"] = _F53_FORMAT0 if tdes else _F53_FORMAT4
-        return f
+        return requests.pin_fields(self, pin, pan)
 
     async def sale(
         self,
@@ -448,67 +288,13 @@ class Terminal:
     async def _add_arqc(
         self, fields: Fields, card: CardInput, amount_minor: int, txn_type: str = "00"
     ) -> dict[str, bytes]:
-        """First GENERATE AC on the card in the reader: its next transaction counter (the
-        card's own, kept by the reader), an ARQC over this terminal's data for this amount;
-        its data objects go into field 55 (and the PAN sequence number into 23) and are
-        returned."""
-        reader = await self._reader_with(card)
-        terminal_data = TerminalData(
-            amount_minor,
-            currency=self.ccy(),
-            date=self.clock().strftime("%y%m%d"),
-            txn_type=txn_type,
-            unpredictable=self.unpredictable(),
-        )
-        try:
-            icc = await reader.generate_ac(terminal_data)
-        except DeviceError as exc:
-            raise TerminalError(Refusal.CARD_NOT_ACCEPTED, reason=str(exc)) from None
-        fields["23"] = f"0{reader.psn or CHIP_PSN}"
-        fields["55"] = encode_tlv(icc).hex().upper()
-        return icc
+        return await chip.add_arqc(self, fields, card, amount_minor, txn_type)
 
     async def _reader_with(self, card: CardInput) -> CardReader:
-        """The reader holding ``card`` by its chip. A simulated reader is handed the card
-        here when the caller read it elsewhere (the command line's prompt, a test)."""
-        # Imported here: a terminal that never reads a chip card never loads the reader.
-        from smartpos.devices.cardreader import SimulatedCardReader
-
-        reader = self.reader
-        if reader is None:
-            reader = self.reader = SimulatedCardReader(
-                self._simulated_state(), token_key=self._token_key
-            )
-        if isinstance(reader, SimulatedCardReader) and not self._counters_carried:
-            # Counters an earlier version kept in the terminal's database move to the
-            # reader's cards (never backwards), then leave the database.
-            old = self.journal.chip_counters()
-            if old:
-                await asyncio.to_thread(reader.counters.import_counters, old)
-                self.journal.forget_chip_counters(old)
-            self._counters_carried = True
-        if isinstance(reader, SimulatedCardReader) and reader.card != card:
-            present = reader.tap if card.entry == ENTRY_CONTACTLESS else reader.insert
-            present(card.track2 or card.pan)
-            try:
-                await reader.read_card(timeout_s=1)
-            except DeviceError as exc:
-                raise TerminalError(Refusal.CARD_NOT_ACCEPTED, reason=str(exc)) from None
-        return reader
+        return await chip.reader_with(self, card)
 
     def _simulated_state(self) -> Path:
-        """Where a simulated reader built by the terminal keeps its cards' counters: in the
-        data directory, else beside the terminal's SQLite database."""
-        from smartpos.devices.cardreader import default_state_path
-
-        if self._home is not None:
-            return default_state_path(self._home)
-        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
-        if not database or database == ":memory:":
-            raise TerminalError(
-                Refusal.CARD_NOT_ACCEPTED, reason="no card reader is attached for chip cards"
-            )
-        return default_state_path(Path(database).parent)
+        return chip.simulated_state(self)
 
     async def void(
         self,
@@ -673,51 +459,10 @@ class Terminal:
         return result
 
     def repeated(self, order_ref: str, kind: str, amount_minor: int | None) -> TxnResult | None:
-        """The result stored for ``order_ref`` (None: the reference is new). Refused when
-        the reference was used for another kind of request or another amount."""
-        row = self.journal.by_order_ref(order_ref)
-        if row is None:
-            return None
-        if row.kind != kind or amount_minor not in (None, row.amount_minor):
-            was = f"{row.kind} of {Money.of(row.amount_minor, row.currency).format()}"
-            raise TerminalError(Refusal.KEY_REUSED, key=order_ref, was=was)
-        stored = Journal.stored_result(row)
-        if stored is None:  # interrupted before the result was kept: say what the row says
-            stored = self._result_of_row(row)
-        result = TxnResult.from_dict(stored)
-        if result.reversal == "queued" and row.status == "reversed":
-            result.reversal = "sent"
-            result.message = result.message.replace(
-                "reversal queued, it is sent before the next transaction",
-                "the transaction was reversed",
-            )
-        result.repeated = True
-        return result
+        return orders.repeated(self, order_ref, kind, amount_minor)
 
     def _result_of_row(self, row: Any) -> dict[str, Any]:
-        outcome = {"approved": "approved", "voided": "approved", "declined": "declined"}
-        result = TxnResult(
-            Outcome(outcome.get(row.status, "error")),
-            row.response_code or "",
-            row.message or "",
-            Kind(row.kind),
-            row.amount_minor,
-            row.currency,
-            row.stan,
-            row.invoice_no,
-            row.batch_no,
-            auth_code=row.auth_code or "",
-            rrn=row.rrn or "",
-            pan_masked=row.pan_masked or "",
-            brand=row.brand or "",
-            entry_mode=row.entry_mode or "",
-            journal_id=row.id,
-            pin_verified=bool(row.pin_verified) and row.status in ("approved", "voided"),
-            order_ref=row.order_ref,
-        )
-        if row.status in ("reversed", "reversal_pending"):
-            result.reversal = "sent" if row.status == "reversed" else "queued"
-        return result.to_dict()
+        return orders.result_of_row(self, row)
 
     async def _make_room(self, kind: str, amount_minor: int, brand: str) -> str | None:
         """Settle the open batch first if this sale or refund would not fit in it: at most
@@ -895,31 +640,12 @@ class Terminal:
     async def _second_generate_ac(
         self, icc: dict[str, bytes], card: CardInput, resp: Fields
     ) -> dict[str, bytes]:
-        """The card's verdict on an approval: TC if tag 91 is its issuer's answer, else AAC
-        (a card that cannot give one — pulled out — refuses: AAC)."""
-        try:
-            tag91: bytes | None = decode_tlv(bytes.fromhex(resp.get("55", "")))["91"]
-        except (ValueError, KeyError, CardError):
-            tag91 = None
-        reader = await self._reader_with(card)
-        try:
-            return await reader.complete(icc, tag91, approved=True)
-        except DeviceError:
-            return {**icc, "9F27": b"\x00"}
+        return await chip.second_generate_ac(self, icc, card, resp)
 
     async def _sign_on_again(
         self, result: TxnResult, what: str = "signed on again with new keys"
     ) -> None:
-        """A0: the host no longer accepts our MAC key (it was rotated, or the host lost it);
-        94: the host holds another request under our trace. Nothing was done, so sign on
-        now — the next transaction uses the new keys and counters. The declined one is not
-        retried: its PIN block is under the old PIN key, and only the cardholder can enter
-        the PIN again."""
-        signed = await self.sign_on()
-        if signed.result == "approved":
-            result.message += f"; {what}: try the transaction again"
-        else:
-            result.message += f"; signing on again failed ({signed.message}): sign on"
+        await signing_on.sign_on_again(self, result, what)
 
     async def _catch_up_settled_batch(self, result: TxnResult) -> None:
         """77: the host already closed this batch (its settlement answer never reached us,

@@ -19,9 +19,10 @@ from smartpos.keys.hsm import PinScheme
 from smartpos.keys.keys import KeyCheckError, kcv
 from smartpos.keys.vault import Vault
 from smartpos.protocol.profiles import TlsTrust, resolve_profile
-from smartpos.terminal.engine import Terminal, dukpt_aad, pin_key_aad
+from smartpos.terminal.engine import Terminal
 from smartpos.terminal.errors import Refusal, TerminalError
 from smartpos.terminal.link import HostLink
+from smartpos.terminal.requests import dukpt_aad, pin_key_aad
 from smartpos.terminal.tables import journal, reversals, terminal_config
 
 

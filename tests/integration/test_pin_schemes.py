@@ -19,9 +19,10 @@ from smartpos.host.testcards import CATALOGUE
 from smartpos.keys import dukpt
 from smartpos.keys.hsm import PinScheme
 from smartpos.protocol.codec import Fields
-from smartpos.terminal.engine import Terminal, TerminalError, dukpt_aad
+from smartpos.terminal.engine import Terminal, TerminalError
 from smartpos.terminal.errors import Refusal
 from smartpos.terminal.link import HostLink
+from smartpos.terminal.requests import dukpt_aad
 from smartpos.terminal.setup import ProvisionError, TerminalRuntime, open_terminal_db, provision
 from smartpos.terminal.tables import terminal_config
 from tests.integration.test_card_flows import GOOD, PIN, assert_ledger_balanced, balance_of
