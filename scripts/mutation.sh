@@ -29,7 +29,8 @@ if [ $# -eq 0 ]; then
     "${r}_reversal__*" "${r}_undo_void__*" "${r}_undo_refund__*" "${r}_undo_purchase__*" \
     "${s}host_totals__*" "${s}_settle_batch__*" "${s}_settlement__*" "${s}_batch_upload__*" \
     'smartpos.protocol.messages.xǁSettlementTotalsǁof__*' \
-    "${e}void__*" "${e}refund__*" "${e}_money_txn__*" "${e}repeated__*" "${e}_make_room__*" \
+    "${e}void__*" "${e}refund__*" "${e}_money_txn__*" "${e}_make_room__*" \
+    'smartpos.terminal.orders.x_repeated__*' \
     "${e}_send_money_txn__*" "${e}_after_failure__*" "${e}require_no_pending_reversal__*" \
     "${e}_catch_up_settled_batch__*" \
     "${j}open_request__*" "${j}finish__*" "${j}make_pending__*" "${j}recover__*" \
