@@ -491,3 +491,12 @@ def test_the_same_order_reference_is_charged_once(home: Path, host: int) -> None
 def test_a_malformed_order_reference_is_a_usage_error(home: Path) -> None:
     done = cli(home, "terminal", "void", "--stan", "000001", "--order", "", "--json", ok=False)
     assert done.returncode == 2 and js(done)["code"] == "usage"
+
+
+def test_a_repeated_order_says_so_for_people(home: Path, host: int) -> None:
+    assert js(cli(home, "terminal", "signon", "--json"))["result"] == "approved"
+    args = ("terminal", "sale", "--amount", "1.00", "--pin", "--order", "P-9")
+    first = cli(home, *args, card=GOOD.pan, pin="123456").stdout
+    again = cli(home, *args, card=GOOD.pan, pin="123456").stdout
+    assert "already done" not in first
+    assert "order P-9: already done" in again and "nothing was sent again" in again

@@ -60,6 +60,11 @@ def txn_reply(data: Mapping[str, Any], receipt: str | None = None) -> Reply:
             shown.append(f"  balance: {money(data['balance_minor'], currency)}")
         if receipt is not None:
             shown.append(f"  receipt: {escape(receipt)}")
+        if data.get("repeated"):
+            shown.append(
+                f"  order {escape(str(data.get('order_ref')))}: already done — this is its"
+                " result, nothing was sent again"
+            )
         return shown
 
     return Reply(
