@@ -51,7 +51,7 @@ def host_service(
     verifies PIN blocks under the profile's PIN scheme (docs/pin-security.md)."""
     from smartpos.host.pipeline import HostService
     from smartpos.host.processor import fingerprinted
-    from smartpos.protocol.profiles import resolve_profile
+    from smartpos.protocol.profiles import KeyDelivery, resolve_profile
 
     # A name: built in, or in the data directory's profiles.toml (the host's directory is
     # inside it).
@@ -63,6 +63,7 @@ def host_service(
             fingerprinted(prof.codec.supported_fields),
             pin_scheme=prof.pin_scheme,
             ksn_field=prof.ksn_field,
+            keys_at_signon=prof.key_delivery == KeyDelivery.SIGNON_F62,
         ),
         rt.hsm,
         prof,

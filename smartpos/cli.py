@@ -162,6 +162,7 @@ def _host_setup(
     mid: str,
     merchant: str,
     pin_scheme: str = "tpk-iso0",
+    working_keys: bool = False,
 ) -> dict[str, Any]:
     """Seed test cards and a merchant, provision a terminal (demo/bootstrap) with the PIN
     key its profile's ``pin_scheme`` needs. The caller holds the host's writer lock."""
@@ -171,7 +172,7 @@ def _host_setup(
 
     seeded = seed_test_cards(rt)
     ensure_merchant(rt, mid, merchant)
-    prov = provision_terminal(rt, tid, mid, PinScheme(pin_scheme))
+    prov = provision_terminal(rt, tid, mid, PinScheme(pin_scheme), working_keys=working_keys)
     cert, _ = ensure_certificate(settings.host_dir)
     return {"seeded": seeded, "provisioned": prov, "fingerprint": fingerprint(cert)}
 
@@ -293,13 +294,21 @@ def host_init(
     terminal with `smartpos terminal provision`. A profile whose PIN scheme needs its own
     key (docs/pin-security.md) gets it too: the AES PIN key, or the DUKPT initial key and
     initial KSN, with its check value. Refused while a host runs on the data."""
-    from smartpos.protocol.profiles import resolve_profile
+    from smartpos.protocol.profiles import KeyDelivery, resolve_profile
 
     settings = load_settings()
-    scheme = resolve_profile(profile, settings.home).pin_scheme
+    prof = resolve_profile(profile, settings.home)
     rt, lock = _hold_host(settings)
     try:
-        out = _host_setup(rt, settings, tid, mid, merchant, scheme)
+        out = _host_setup(
+            rt,
+            settings,
+            tid,
+            mid,
+            merchant,
+            prof.pin_scheme,
+            working_keys=prof.key_delivery == KeyDelivery.PROVISIONING,
+        )
     finally:
         lock.release()
     prov = out["provisioned"]
@@ -311,7 +320,7 @@ def host_init(
         "host_fingerprint": out["fingerprint"],
         "test_cards_issued": out["seeded"],
     }
-    for name in ("pin_key", "pin_key_kcv", "initial_ksn"):
+    for name in ("pin_key", "pin_key_kcv", "initial_ksn", "working_keys"):
         if getattr(prov, name) is not None:
             data[name] = getattr(prov, name).hex().upper()
     message = (
@@ -508,6 +517,14 @@ def terminal_provision(
             help="DUKPT initial KSN (TDES, 20 hex digits) or initial key ID (AES, 16)",
         ),
     ] = None,
+    working_keys: Annotated[
+        bytes | None,
+        typer.Option(
+            parser=lambda t: bytes.fromhex(t if len(t) == 80 else "?"),
+            help="the working keys `host init` printed for a profile that loads them at"
+            " provisioning: 80 hex digits (TPK and TAK under the TMK, with check values)",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> Reply:
     """Load the terminal's identity and master key (and the PIN key of a profile whose PIN
@@ -528,6 +545,7 @@ def terminal_provision(
         pin_key=pin_key,
         pin_key_kcv=pin_key_kcv,
         initial_ksn=initial_ksn,
+        working_keys=working_keys,
     )
     data = {"tid": tid, "mid": mid, "link_host": host, "link_port": port, "profile": profile}
     return Reply(

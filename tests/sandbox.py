@@ -21,7 +21,7 @@ from smartpos.host.sandbox import (
 )
 from smartpos.host.server import HostServer
 from smartpos.host.tls import ensure_certificate, fingerprint
-from smartpos.protocol.profiles import AcquirerProfile, get_profile
+from smartpos.protocol.profiles import AcquirerProfile, KeyDelivery, get_profile
 from smartpos.terminal.engine import Terminal
 from smartpos.terminal.link import HostLink
 from smartpos.terminal.setup import open_terminal_db, provision
@@ -43,7 +43,13 @@ class Sandbox:
         self, tid: str = TID, port: int | None = None, profile: AcquirerProfile | None = None
     ) -> Terminal:
         prof = profile or self.profile
-        prov = provision_terminal(self.host, tid, MID, prof.pin_scheme)
+        prov = provision_terminal(
+            self.host,
+            tid,
+            MID,
+            prof.pin_scheme,
+            working_keys=prof.key_delivery == KeyDelivery.PROVISIONING,
+        )
         self.service.reload_terminals()
         home = self.settings.home / f"terminal-{tid}"
         tset = Settings(home=home, terminal_db_url=f"sqlite:///{home / 'terminal.db'}")
@@ -62,6 +68,7 @@ class Sandbox:
             pin_key=prov.pin_key,
             pin_key_kcv=prov.pin_key_kcv,
             initial_ksn=prov.initial_ksn,
+            working_keys=prov.working_keys,
         )
         link = HostLink("127.0.0.1", port or self.server.port, prof, self.fingerprint)
         return Terminal(rt.engine, rt.vault, prof, link)
@@ -72,7 +79,7 @@ async def running_sandbox(
     home: Path,
     *,
     host_db_url: str | None = None,
-    profile: str = "sandbox",
+    profile: str | AcquirerProfile = "sandbox",
     tls: bool = True,
     durable: bool = False,
     limits: LinkLimits | None = None,
@@ -82,7 +89,7 @@ async def running_sandbox(
     rt = bootstrap.host_runtime(settings, durable=durable)
     seed_test_cards(rt)
     ensure_merchant(rt, MID, "测试商户")
-    prof = get_profile(profile)
+    prof = get_profile(profile) if isinstance(profile, str) else profile
     if not tls:
         from dataclasses import replace
 

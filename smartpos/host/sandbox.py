@@ -51,6 +51,7 @@ class HostRuntime:
         *,
         pin_scheme: PinScheme = PinScheme.TPK_ISO0,
         ksn_field: int | None = None,
+        keys_at_signon: bool = True,
     ) -> Processor:
         """The request processor; ``fingerprinted``: the dialect's fields that make two
         requests the same (default: the CUP dialect's); ``pin_scheme`` and ``ksn_field``:
@@ -67,6 +68,7 @@ class HostRuntime:
             pin_scheme=pin_scheme,
             ksn_field=ksn_field,
             sealed_bdk=sealed_bdk,
+            keys_at_signon=keys_at_signon,
         )
 
 
@@ -195,6 +197,9 @@ class Provisioned:
     pin_key: bytes | None = None
     pin_key_kcv: bytes | None = None
     initial_ksn: bytes | None = None
+    # A profile whose working keys come with the TMK (keys.delivery = "provisioning"): the
+    # TPK and TAK wrapped under the TMK with their check values, as sign-on's field 62.
+    working_keys: bytes | None = None
 
 
 def terminal_tmk_kcv(rt: HostRuntime, tid: str) -> bytes | None:
@@ -211,6 +216,7 @@ def provision_terminal(
     pin_scheme: PinScheme = PinScheme.TPK_ISO0,
     *,
     aes_bits: int = 128,
+    working_keys: bool = False,
 ) -> Provisioned:
     """Register terminal ``tid`` for merchant ``mid`` with a fresh TMK (re-keys if it exists)
     and, for a profile whose ``pin_scheme`` needs one, its PIN key: a new AES PIN key of
@@ -220,6 +226,10 @@ def provision_terminal(
         raise ValueError("terminal ID must be 8 characters and merchant ID 15")
     pin_scheme = PinScheme(pin_scheme)
     sealed_tmk, tmk, kcv = rt.hsm.new_tmk(tid)
+    # keys.delivery = "provisioning": the working keys are made now and loaded with the TMK.
+    sealed_tpk = sealed_tak = f62 = None
+    if working_keys:
+        sealed_tpk, sealed_tak, f62 = rt.hsm.new_working_keys(tid, sealed_tmk)
     pin: dict[str, bytes | None] = {"pin_key": None, "pin_key_kcv": None, "initial_ksn": None}
     sealed_pin_key = None
     if pin_scheme is PinScheme.AES_ISO4:
@@ -239,8 +249,8 @@ def provision_terminal(
             "mid": mid,
             "status": "active",
             "sealed_tmk": sealed_tmk,
-            "sealed_tpk": None,
-            "sealed_tak": None,
+            "sealed_tpk": sealed_tpk,
+            "sealed_tak": sealed_tak,
             "signed_on_at": None,
             "signon_stan": None,  # a new TMK: sign-ons under the old one cannot verify anyway
             "sealed_pin_key": sealed_pin_key,
@@ -251,4 +261,4 @@ def provision_terminal(
             conn.execute(terminals.update().where(terminals.c.tid == tid).values(**values))
         else:
             conn.execute(terminals.insert().values(tid=tid, **values))
-    return Provisioned(tid, mid, tmk, kcv, **pin)
+    return Provisioned(tid, mid, tmk, kcv, **pin, working_keys=f62)

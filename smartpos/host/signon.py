@@ -36,6 +36,18 @@ class SignOnSteps(Steps):
         row = conn.execute(select(terminals).where(terminals.c.tid == tid)).one()
         last = row.signon_stan
         self._tell_position(conn, ctx, last)
+        if not self.keys_at_signon:
+            # Keys loaded at provisioning (or none): nothing to hand out, nothing rotated.
+            if last is not None and not trace_after(stan, last) and stan != last:
+                ctx.response_code = "94"
+                return
+            conn.execute(
+                update(terminals)
+                .where(terminals.c.tid == tid)
+                .values(signed_on_at=datetime.now(UTC), signon_stan=stan)
+            )
+            ctx.response_code = "00"
+            return
         if last is not None and stan == last and row.sealed_tpk and row.sealed_tak:
             f62 = self.hsm.rewrap_working_keys(tid, row.sealed_tmk, row.sealed_tpk, row.sealed_tak)
             ctx.response["62"] = f62.hex().upper()

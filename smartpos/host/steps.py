@@ -129,8 +129,13 @@ class Steps:
         pin_scheme: PinScheme = PinScheme.TPK_ISO0,
         ksn_field: int | None = None,
         sealed_bdk: bytes | None = None,
+        keys_at_signon: bool = True,
     ) -> None:
         self.hsm = hsm
+        # Whether a sign-on hands out new working keys (field 62), or the profile's keys were
+        # loaded at provisioning (or there are none) and a sign-on only says where the host
+        # has the terminal.
+        self.keys_at_signon = keys_at_signon
         # How the profile's terminals protect PINs (docs/pin-security.md): the field that
         # carries a DUKPT request's KSN, and the BDK (sealed) its keys derive from.
         self.pin_scheme = PinScheme(pin_scheme)

@@ -16,9 +16,9 @@ from smartpos.db.lock import AlreadyLocked, ProcessLock
 from smartpos.db.migrate import upgrade
 from smartpos.keys.dukpt import AesDukptRegister, DukptError, TdesDukptRegister, aes_kcv
 from smartpos.keys.hsm import PinScheme
-from smartpos.keys.keys import KeyCheckError, kcv
+from smartpos.keys.keys import KeyCheckError, kcv, unpack_f62
 from smartpos.keys.vault import Vault
-from smartpos.protocol.profiles import TlsTrust, resolve_profile
+from smartpos.protocol.profiles import KeyDelivery, TlsTrust, resolve_profile
 from smartpos.terminal.engine import Terminal
 from smartpos.terminal.errors import Refusal, TerminalError
 from smartpos.terminal.link import HostLink
@@ -93,6 +93,7 @@ def provision(
     pin_key: bytes | None = None,
     pin_key_kcv: bytes | None = None,
     initial_ksn: bytes | None = None,
+    working_keys: bytes | None = None,
 ) -> None:
     """Store identity and TMK (sealed); the terminal must sign on next. Refuses a TMK whose
     check value does not match, and a missing or malformed certificate fingerprint on a TLS
@@ -102,7 +103,9 @@ def provision(
     check value (docs/pin-security.md): the AES PIN key (aes-iso4), or the DUKPT initial key
     and the ``initial_ksn`` it was derived for (TDES: the 10-byte KSN, counter zero; AES:
     the 8-byte initial key ID). The terminal keeps the AES key sealed, or a DUKPT register
-    loaded from the initial key (the initial key itself is not kept).
+    loaded from the initial key (the initial key itself is not kept). A profile whose working
+    keys come with the TMK (``keys.delivery = "provisioning"``) needs ``working_keys``: the
+    TPK and TAK wrapped under the TMK with their check values (as sign-on's field 62).
 
     Provisioning an already provisioned terminal again keeps its trace, invoice and batch
     counters, its PAN token key and its journal: counters never go backwards (a reused trace
@@ -120,6 +123,19 @@ def provision(
     sealed_pin_key, sealed_dukpt = _pin_material(
         rt.vault, tid, prof.pin_scheme, pin_key, pin_key_kcv, initial_ksn
     )
+    sealed_tpk = sealed_tak = None
+    if prof.key_delivery == KeyDelivery.PROVISIONING:
+        if working_keys is None:
+            raise ProvisionError(
+                f"profile {prof.name!r} loads the working keys at provisioning: give them"
+                " (the TPK and TAK under the TMK, as the host's set-up printed them)"
+            )
+        keys = unpack_f62(tmk, working_keys)  # KeyCheckError when a check value is wrong
+        sealed_tpk, sealed_tak = rt.vault.seal(keys.tpk, b"tpk"), rt.vault.seal(keys.tak, b"tak")
+    elif working_keys is not None:
+        raise ProvisionError(
+            f"profile {prof.name!r} gets its working keys at sign-on (or has none): load none now"
+        )
     identity = {
         "tid": tid,
         "mid": mid,
@@ -129,8 +145,8 @@ def provision(
         "link_port": link_port,
         "host_fingerprint": pinned,
         "sealed_tmk": rt.vault.seal(tmk, b"tmk:" + tid.encode()),
-        "sealed_tpk": None,
-        "sealed_tak": None,
+        "sealed_tpk": sealed_tpk,
+        "sealed_tak": sealed_tak,
         "signed_on_at": None,
         "sealed_pin_key": sealed_pin_key,
         "sealed_dukpt": sealed_dukpt,
