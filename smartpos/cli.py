@@ -50,11 +50,8 @@ from smartpos.config import Settings, load_settings
 from smartpos.logs import setup_logging
 
 if TYPE_CHECKING:
-    from smartpos.cards.reading import CardInput
     from smartpos.db.lock import ProcessLock
     from smartpos.host.sandbox import HostRuntime
-    from smartpos.services.terminal import TerminalService
-    from smartpos.terminal.engine import TxnResult
 
 app = App(
     no_args_is_help=True,
@@ -185,11 +182,13 @@ async def _serve(
     ready: Callable[[int], Awaitable[None]] | None = None,
     workers: int = 0,
     held: HeldHost | None = None,
+    after: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run the host until Ctrl-C or SIGTERM. ``held``: the database, writer lock and
-    listening socket a caller has already taken (the demo)."""
+    listening socket a caller has already taken (the demo); ``after``: what to close before
+    the host stops (the demo's terminal service)."""
     try:
-        await _serve_on(settings, port, tls, profile, ready, workers, held)
+        await _serve_on(settings, port, tls, profile, ready, workers, held, after)
     except OSError as exc:
         if exc.errno not in _BIND_ERRNOS:
             raise
@@ -208,6 +207,7 @@ async def _serve_on(
     ready: Callable[[int], Awaitable[None]] | None,
     workers: int,
     held: HeldHost | None,
+    after: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     import asyncio
 
@@ -239,6 +239,8 @@ async def _serve_on(
             await server.drain()
             console.print("host stopped (SIGTERM): every request taken was answered")
     finally:
+        if after is not None:
+            await after()
         serving.cancel()
         await server.close()
 
@@ -386,47 +388,90 @@ _HINTS = {
 }
 
 
-def _on_service(fn: Callable[[TerminalService], Awaitable[T]]) -> T:
-    """Open the terminal service on the provisioned terminal, run ``fn`` with it, close it.
-    A refusal gets the command line's hint (the engine names no command or option)."""
+Request = dict[str, Any]
+
+
+def _on_terminal(build: Callable[[], Request]) -> Any:
+    """Run the request ``build()`` makes on the terminal service: the one a long-running
+    process (the demo) offers on the data directory's socket, else one opened in this
+    process (smartpos.services.local: both run the same dispatch). ``build`` is called once
+    a terminal is there, so the card is asked for only then. A refusal gets the command
+    line's hint (the engine names no command or option)."""
+    from smartpos.services.local import ask
+
+    settings = load_settings()
+    answer = ask(settings.home, build)
+    if answer is None:
+        answer = _run(_in_process(settings, build))
+    if not answer["ok"]:
+        code = answer["code"]
+        hint = _HINTS.get(code)
+        message = f"{answer['message']} ({hint})" if hint else answer["message"]
+        if code == "usage":
+            raise UserError(message, code="usage", exit_code=2)
+        raise UserError(message, code="incomplete" if code == "incomplete" else "refused")
+    return answer["result"]
+
+
+async def _in_process(settings: Settings, build: Callable[[], Request]) -> Request:
+    from smartpos.services.local import dispatch
     from smartpos.services.terminal import TerminalService
     from smartpos.terminal.errors import TerminalError
 
-    async def go() -> T:
-        service = TerminalService.open(load_settings())
-        try:
-            return await fn(service)
-        finally:
-            await service.close()
-
     try:
-        return _run(go())
+        service = TerminalService.open(settings)
     except TerminalError as exc:
-        hint = _HINTS.get(exc.code)
-        raise UserError(f"{exc} ({hint})" if hint else str(exc)) from None
+        return {"ok": False, "code": str(exc.code), "message": str(exc)}
+    try:
+        return await dispatch(service, build())
+    finally:
+        await service.close()
 
 
-def _txn(
-    fn: Callable[[TerminalService], Awaitable[TxnResult]], print_receipt: bool = False
-) -> Reply:
-    """Run one transaction through the terminal service; with ``print_receipt`` print the
-    slips of an approval (a printer failure is reported, the transaction stands)."""
+def _txn(build: Callable[[], Request], print_receipt: bool = False) -> Reply:
+    """Run one transaction on the terminal; with ``print_receipt`` print the slips of an
+    approval (a printer failure is reported, the transaction stands)."""
     from smartpos.commandline.replies import txn_reply
 
-    result = _on_service(fn)
+    data = _on_terminal(build)
     receipt = None
-    if print_receipt and result.result == "approved" and result.kind != "balance":
+    if print_receipt and data["result"] == "approved" and data["kind"] != "balance":
         from smartpos.devices.printer import PrinterError
         from smartpos.terminal.receipts import print_result
+        from smartpos.terminal.results import TxnResult
 
         try:
-            print_result(load_settings(), result)
+            print_result(load_settings(), TxnResult.from_dict(data))
             receipt = "printed"
         except PrinterError as exc:
             receipt = f"not printed: {exc} (reprint later)"
             err.print("[yellow]receipt not printed:[/yellow] ", end="")
             err.print(f"{exc} (reprint later)", markup=False, highlight=False)
-    return txn_reply(result.to_dict(), receipt)
+    return txn_reply(data, receipt)
+
+
+def _card_request(
+    op: str, expiry: str | None, chip: bool, tap: bool, fallback: bool, pin: bool, **more: Any
+) -> Callable[[], Request]:
+    """A card request: the card (and the PIN) read from the reader stand-in — hidden prompt
+    or standard input, never argv — when the terminal is there."""
+
+    def build() -> Request:
+        from smartpos.commandline.entry import read_card, read_pin
+
+        card = read_card()
+        return {
+            "op": op,
+            "card": card,
+            "expiry": expiry,
+            "chip": chip,
+            "tap": tap,
+            "fallback": fallback,
+            "pin": read_pin() if pin else None,
+            **more,
+        }
+
+    return build
 
 
 def _order_ref(given: str | None) -> str:
@@ -460,20 +505,6 @@ def _one_reading(chip: bool, tap: bool, fallback: bool) -> None:
         raise UserError(
             "read the card one way: --chip, --tap or --fallback", code="usage", exit_code=2
         )
-
-
-def _read_card(expiry: str | None, chip: bool, tap: bool, fallback: bool) -> CardInput:
-    """The card from the reader stand-in (hidden prompt or stdin; never argv)."""
-    from smartpos.commandline.entry import read_card
-    from smartpos.terminal.engine import card_or_error
-
-    return card_or_error(read_card(), expiry, chip=chip, tap=tap, fallback=fallback)
-
-
-def _read_pin(asked: bool) -> str | None:
-    from smartpos.commandline.entry import read_pin
-
-    return read_pin() if asked else None
 
 
 _CARD_HELP = (
@@ -556,13 +587,13 @@ def terminal_provision(
 @terminal_app.command("signon")
 def terminal_signon(as_json: JsonOpt = False) -> Reply:
     """Sign on: receive fresh PIN and MAC keys (0800/0810)."""
-    return _txn(lambda s: s.sign_on())
+    return _txn(lambda: {"op": "sign_on"})
 
 
 @terminal_app.command("echo")
 def terminal_echo(as_json: JsonOpt = False) -> Reply:
     """Echo test: is the host there? (0820/0830)"""
-    return _txn(lambda s: s.echo())
+    return _txn(lambda: {"op": "echo"})
 
 
 @terminal_app.command("sale", help="Card sale (purchase 0200)." + _CARD_HELP)
@@ -579,12 +610,10 @@ def terminal_sale(
 ) -> Reply:
     _one_reading(chip, tap, fallback)
     ref = _order_ref(order)
-
-    async def sale(s: TerminalService) -> TxnResult:
-        card = _read_card(expiry, chip, tap, fallback)
-        return await s.sale(amount.amount_minor, card, _read_pin(pin), order_ref=ref)
-
-    return _txn(sale, print_receipt)
+    build = _card_request(
+        "sale", expiry, chip, tap, fallback, pin, amount_minor=amount.amount_minor, order_ref=ref
+    )
+    return _txn(build, print_receipt)
 
 
 @terminal_app.command("balance", help="Balance inquiry." + _CARD_HELP)
@@ -597,12 +626,7 @@ def terminal_balance(
     as_json: JsonOpt = False,
 ) -> Reply:
     _one_reading(chip, tap, fallback)
-
-    async def inquiry(s: TerminalService) -> TxnResult:
-        card = _read_card(expiry, chip, tap, fallback)
-        return await s.balance(card, _read_pin(pin))
-
-    return _txn(inquiry)
+    return _txn(_card_request("balance", expiry, chip, tap, fallback, pin))
 
 
 @terminal_app.command("void")
@@ -619,7 +643,8 @@ def terminal_void(
             "give the sale's --stan or its --invoice (one of them)", code="usage", exit_code=2
         )
     ref = _order_ref(order)
-    return _txn(lambda s: s.void(stan=stan, invoice_no=invoice, order_ref=ref), print_receipt)
+    request = {"op": "void", "stan": stan, "invoice": invoice, "order_ref": ref}
+    return _txn(lambda: request, print_receipt)
 
 
 @terminal_app.command(
@@ -638,12 +663,18 @@ def terminal_refund(
 ) -> Reply:
     _one_reading(chip, tap, fallback)
     ref = _order_ref(order)
-
-    async def refund(s: TerminalService) -> TxnResult:
-        card = _read_card(expiry, chip, tap, fallback)
-        return await s.refund(amount.amount_minor, card, rrn=rrn, order_ref=ref)
-
-    return _txn(refund, print_receipt)
+    build = _card_request(
+        "refund",
+        expiry,
+        chip,
+        tap,
+        fallback,
+        False,
+        amount_minor=amount.amount_minor,
+        rrn=rrn,
+        order_ref=ref,
+    )
+    return _txn(build, print_receipt)
 
 
 @terminal_app.command("settle")
@@ -651,20 +682,14 @@ def terminal_settle(as_json: JsonOpt = False) -> Reply:
     """End of day: settle the batch with the host."""
     from smartpos.commandline.replies import settle_reply
 
-    async def settle(s: TerminalService) -> dict[str, Any]:
-        return (await s.settle()).to_dict()
-
-    return settle_reply(_on_service(settle), load_settings().currency)
+    return settle_reply(_on_terminal(lambda: {"op": "settle"}), load_settings().currency)
 
 
 @terminal_app.command("reversals")
 def terminal_reversals(as_json: JsonOpt = False) -> Reply:
     """Send pending reversals now; print how many are still waiting."""
 
-    async def go(s: TerminalService) -> int:
-        return await s.send_reversals()
-
-    left = _on_service(go)
+    left = int(_on_terminal(lambda: {"op": "reversals"})["pending"])
     message = f"pending reversals: {left}"
     if left:
         message += (
@@ -724,6 +749,7 @@ def demo(
 ) -> None:
     """Run the sandbox host with a provisioned, signed-on demo terminal and test cards."""
     from smartpos.host.testcards import CATALOGUE, by_label_prefix
+    from smartpos.services.local import LocalServer
     from smartpos.services.terminal import TerminalService
 
     settings = load_settings()
@@ -742,12 +768,15 @@ def demo(
     listener.setblocking(False)
     setup = _demo_setup(settings, rt, port)
 
+    held_open: list[Any] = []  # the terminal service and its socket, closed at the end
+
     async def ready(p: int) -> None:
         service = TerminalService.open(settings)
-        try:
-            signed = await service.sign_on()
-        finally:
-            await service.close()
+        held_open.append(service)
+        signed = await service.sign_on()
+        # The terminal stays open here and serves the shell's commands over the data
+        # directory's socket (smartpos.services.local): they skip starting the terminal.
+        held_open.insert(0, await LocalServer(service, settings.home).start())
         console.print(
             f"[bold]smartpos demo[/bold] — sandbox host on 127.0.0.1:{p} (TLS), "
             f"terminal {DEMO_TID} / merchant {DEMO_MID} "
@@ -784,8 +813,13 @@ def demo(
         )
         console.print("\nPress Ctrl-C to stop the host.")
 
+    async def after() -> None:
+        for opened in held_open:
+            await opened.close()
+
+    held = HeldHost(rt, lock, listener)
     try:
-        _run(_serve(settings, port, True, "sandbox", ready, held=HeldHost(rt, lock, listener)))
+        _run(_serve(settings, port, True, "sandbox", ready, held=held, after=after))
     except KeyboardInterrupt:
         console.print("host stopped")
 

@@ -56,17 +56,23 @@ def receipts_for(
 
 
 def print_result(settings: Settings, result: TxnResult, terminal: Terminal | None = None) -> None:
+    """Print the slips of ``result``. The merchant's name and the terminal's identity come
+    from ``terminal``, else from the terminal's database — read only: the terminal may be
+    held by another process (the demo serving this command over its socket)."""
     from smartpos.devices.printer import print_receipts
-    from smartpos.terminal.setup import open_terminal
+    from smartpos.terminal.setup import read_identity
 
-    t = terminal or open_terminal(settings)
+    if terminal is not None:
+        tid, mid, merchant_name = terminal.tid, terminal.mid, terminal.merchant_name
+    else:
+        tid, mid, merchant_name = read_identity(settings)
     print_receipts(
         settings,
         receipts_for(
             result,
-            merchant_name=t.merchant_name,
-            tid=t.tid,
-            mid=t.mid,
+            merchant_name=merchant_name,
+            tid=tid,
+            mid=mid,
             timezone=settings.timezone,
             pin_verified=result.pin_verified,
         ),

@@ -233,6 +233,20 @@ def provisioned_tmk_kcv(rt: TerminalRuntime, tid: str) -> bytes | None:
     return kcv(rt.vault.unseal(cfg.sealed_tmk, b"tmk:" + tid.encode()))
 
 
+def read_identity(settings: Settings) -> tuple[str, str, str]:
+    """The provisioned terminal's (TID, MID, merchant name), read without taking the
+    terminal (no lock: a process serving it may hold it)."""
+    rt = open_terminal_db(settings)
+    try:
+        with rt.engine.connect() as conn:
+            cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
+    finally:
+        rt.engine.dispose()
+    if cfg is None:
+        raise TerminalError(Refusal.NOT_PROVISIONED)
+    return cfg.tid, cfg.mid, cfg.merchant_name
+
+
 TERMINAL_LOCK = "terminal"
 
 
