@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from smartpos.cards.reading import CardInput
 from smartpos.config import Settings
+from smartpos.devices.ports import PinBlock, PinPad
 from smartpos.terminal.engine import Terminal
 from smartpos.terminal.results import SettleReport, TxnResult
 
@@ -123,7 +124,7 @@ class TerminalService:
         self,
         amount_minor: int,
         card: CardInput,
-        pin: str | None = None,
+        pin: str | PinBlock | None = None,
         *,
         order_ref: str,
         tid: str | None = None,
@@ -158,9 +159,18 @@ class TerminalService:
         )
 
     async def balance(
-        self, card: CardInput, pin: str | None = None, *, tid: str | None = None
+        self, card: CardInput, pin: str | PinBlock | None = None, *, tid: str | None = None
     ) -> TxnResult:
         return await self.call(lambda t: t.balance(card, pin), tid=tid)
+
+    async def attach_pin_pad(self, pad: PinPad, *, tid: str | None = None) -> None:
+        """Have ``pad`` make the terminal's PIN blocks (its TPK loaded now and at each
+        sign-on): the caller then passes the pad's ``PinBlock``, never the PIN."""
+
+        async def attach(t: Terminal) -> None:
+            t.attach_pin_pad(pad)
+
+        await self.call(attach, tid=tid)
 
     # -- terminal management -----------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from smartpos.cards.emv import CID_TC, sandbox_application
 from smartpos.cards.reading import CardInput
 from smartpos.cards.tlv import encode_tlv
 from smartpos.db.lock import ProcessLock
-from smartpos.devices.ports import CardReader
+from smartpos.devices.ports import CardReader, PinBlock, PinPad
 from smartpos.keys.dukpt import AesDukptRegister, TdesDukptRegister
 from smartpos.keys.hsm import PinScheme
 from smartpos.keys.mac import compute_mac, verify_mac
@@ -126,6 +126,9 @@ class Terminal:
         # terminal's database, made when a chip card first comes (the sandbox's cards).
         self.reader = reader
         self._counters_carried = False
+        # A PIN pad that makes the PIN blocks itself under this terminal's TPK (reloaded at
+        # every sign-on): then the clear PIN never reaches the terminal.
+        self.pin_pad: PinPad | None = None
         self._home = home  # the data directory: where a simulated reader keeps its state
         with engine.connect() as conn:
             cfg = conn.execute(select(terminal_config).where(terminal_config.c.id == 1)).first()
@@ -149,6 +152,14 @@ class Terminal:
                 TdesDukptRegister if scheme is PinScheme.TDES_DUKPT_ISO0 else AesDukptRegister
             )
             self._dukpt = register.from_bytes(vault.unseal(cfg.sealed_dukpt, dukpt_aad(cfg.tid)))
+
+    def attach_pin_pad(self, pad: PinPad) -> None:
+        """Load this terminal's PIN key into ``pad`` now and after every sign-on; the
+        pad's ``PinBlock`` then goes to :meth:`sale` / :meth:`balance` instead of a PIN."""
+        if self._tpk is None:
+            raise TerminalError(Refusal.NOT_SIGNED_ON, key="PIN")
+        pad.load_key(self._tpk)
+        self.pin_pad = pad
 
     async def close(self) -> None:
         """Close the link and let the next command have the terminal."""
@@ -245,7 +256,7 @@ class Terminal:
 
     # -- card transactions -----------------------------------------------------------------
 
-    def _card_fields(self, card: CardInput, pin: str | None) -> Fields:
+    def _card_fields(self, card: CardInput, pin: str | PinBlock | None) -> Fields:
         return requests.card_fields(self, card, pin)
 
     def _pin_fields(self, pin: str, pan: str) -> Fields:
@@ -255,7 +266,7 @@ class Terminal:
         self,
         amount_minor: int,
         card: CardInput,
-        pin: str | None = None,
+        pin: str | PinBlock | None = None,
         *,
         order_ref: str | None = None,
     ) -> TxnResult:
@@ -377,7 +388,7 @@ class Terminal:
             order_ref=order_ref,
         )
 
-    async def balance(self, card: CardInput, pin: str | None) -> TxnResult:
+    async def balance(self, card: CardInput, pin: str | PinBlock | None) -> TxnResult:
         await self.require_no_pending_reversal()
         fields = self._card_fields(card, pin)
         fields["3"] = PROC_BALANCE

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import update
 
 from smartpos.cards.reading import CardInput
+from smartpos.devices.ports import PinBlock
 from smartpos.keys.dukpt import DukptError
 from smartpos.keys.hsm import PinScheme
 from smartpos.keys.pinblock import encrypt_pin_block, encrypt_pin_block_iso4
@@ -39,7 +40,9 @@ def dukpt_aad(tid: str) -> bytes:
     return b"dukpt:" + tid.encode()
 
 
-def card_fields(t: Terminal, card: CardInput, pin: str | None) -> Fields:
+def card_fields(t: Terminal, card: CardInput, pin: str | PinBlock | None) -> Fields:
+    """``pin``: the PIN (the terminal makes its block under the profile's scheme), or the
+    block a PIN pad made under the terminal's TPK (the clear PIN never left the pad)."""
     if card.entry == ENTRY_SWIPE and card.chip_card:
         raise TerminalError(Refusal.CHIP_CARD_SWIPED)
     f: Fields = {"22": entry_mode(card.entry, pin is not None), "25": "00"}
@@ -49,6 +52,18 @@ def card_fields(t: Terminal, card: CardInput, pin: str | None) -> Fields:
         f["2"] = card.pan
         if card.expiry:
             f["14"] = card.expiry
+    if isinstance(pin, PinBlock):
+        # From the PIN pad, loaded with this terminal's TPK (Terminal.attach_pin_pad).
+        if t.profile.pin_scheme is not PinScheme.TPK_ISO0 or pin.format != 0 or pin.ksn:
+            raise TerminalError(
+                Refusal.CANNOT_ENCODE,
+                reason=f"a format {pin.format} PIN block from the PIN pad does not fit this"
+                f" acquirer's PIN scheme ({t.profile.pin_scheme})",
+            )
+        f["26"] = "12"
+        f["52"] = pin.hex()
+        f["53"] = _F53_FORMAT0
+        return f
     if pin is not None:
         if t.profile.pin_scheme is not PinScheme.TPK_ISO0:
             f["26"] = "12"

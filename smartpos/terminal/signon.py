@@ -82,6 +82,8 @@ async def sign_on(t: Terminal, *, _caught_up: bool = False) -> TxnResult:
         return TxnResult(Outcome.ERROR, rc, f"sign-on keys refused: {exc}", Kind.SIGN_ON, stan=stan)
     t.journal.store_working_keys(t.vault.seal(keys.tpk, b"tpk"), t.vault.seal(keys.tak, b"tak"))
     t._tpk, t._tak = keys.tpk, keys.tak
+    if t.pin_pad is not None:
+        t.pin_pad.load_key(keys.tpk)  # the pad's blocks follow the new PIN key
     result = TxnResult(
         Outcome.APPROVED, rc, "signed on: new PIN and MAC keys loaded", Kind.SIGN_ON, stan=stan
     )
