@@ -64,6 +64,7 @@ def test_every_command_reports_one_schema(home: Path, host: int) -> None:  # noq
     run("terminal", "void", "--stan", "999999", ok=False)
     run("terminal", "refund", "--rrn", sale["data"]["rrn"], "--amount", "2", card=GOOD.pan)
     run("terminal", "reversals")
+    run("terminal", "selftest")
     run("terminal", "settle")
     run("host", "check")
     run("terminal", "sale", "--amount", "1,2", ok=False)

@@ -369,3 +369,26 @@ def terminal_reversals(as_json: JsonOpt = False) -> Reply:
         code=None if left == 0 else "incomplete",
         data={"pending": left},
     )
+
+
+@terminal_app.command("selftest")
+def terminal_selftest(as_json: JsonOpt = False) -> Reply:
+    """Power-on self-test: database, host link, certificate, clock, disk, printer, reader."""
+    data = _on_terminal(lambda: {"op": "selftest"})
+    marks = {
+        "ok": "[green]ok  [/green]",
+        "warn": "[yellow]warn[/yellow]",
+        "fail": "[red]FAIL[/red]",
+    }
+    if not data["card_payments"]:
+        state = "card payment OFF" + (", cash works" if data["cash_payments"] else "")
+    else:
+        state = "ready: card and cash"
+    lines: list[Any] = [state]
+    for check in data["checks"]:
+        lines.append(f"  {marks[check['status']]} {check['name']}: {check['detail']}")
+        if check["next_step"]:
+            lines.append(f"       → {check['next_step']}")
+    ok = data["card_payments"]
+    # A failed check is a resource the terminal cannot use (host, printer, disk): unavailable.
+    return Reply(ok, "ok" if ok else "error", state, None if ok else "unavailable", data, lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+from datetime import datetime
 
 
 def pinned_client_context() -> ssl.SSLContext:
@@ -16,6 +17,16 @@ def pinned_client_context() -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def peer_not_after(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> datetime | None:
+    """When the certificate the peer presented expires (UTC), None if it presented none."""
+    from cryptography import x509
+
+    der = ssl_object.getpeercert(binary_form=True)
+    if der is None:
+        return None
+    return x509.load_der_x509_certificate(der).not_valid_after_utc
 
 
 def peer_fingerprint(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str:

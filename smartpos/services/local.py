@@ -125,6 +125,11 @@ async def dispatch(service: TerminalService, req: dict[str, Any]) -> dict[str, A
                 done = await service.echo()
             case "settle":
                 done = await service.settle()
+            case "selftest":
+                from smartpos.config import load_settings
+                from smartpos.services.selftest import run_selftest
+
+                done = await run_selftest(load_settings(), service)
             case "reversals":
                 return {"ok": True, "result": {"pending": await service.send_reversals()}}
             case _:

@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 import os
 import ssl
+from datetime import datetime
 from typing import Protocol
 
 from smartpos.protocol.framing import FramingError
 from smartpos.protocol.profiles import AcquirerProfile, TlsTrust
-from smartpos.protocol.tls import peer_fingerprint, pinned_client_context
+from smartpos.protocol.tls import peer_fingerprint, peer_not_after, pinned_client_context
 
 
 class LinkError(Exception):
@@ -46,6 +47,7 @@ class HostLink:
     def __init__(
         self, host: str, port: int, profile: AcquirerProfile, fingerprint: str | None
     ) -> None:
+        self.peer_not_after: datetime | None = None  # the host certificate's expiry
         self.host, self.port, self.profile = host, port, profile
         self.fingerprint = fingerprint
         self._reader: asyncio.StreamReader | None = None
@@ -93,6 +95,9 @@ class HostLink:
             raise LinkError(
                 f"cannot reach the host at {self.host}:{self.port}: {_why(exc)}", sent=False
             ) from None
+        if ssl_ctx is not None and self._writer is not None:
+            # When the host's certificate runs out: the power-on self-test warns ahead.
+            self.peer_not_after = peer_not_after(self._writer.get_extra_info("ssl_object"))
         if pin is not None and self._writer is not None:
             ssl_obj = self._writer.get_extra_info("ssl_object")
             actual = peer_fingerprint(ssl_obj)
