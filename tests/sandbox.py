@@ -15,6 +15,7 @@ from smartpos.host.links import LinkLimits
 from smartpos.host.pipeline import HostService
 from smartpos.host.sandbox import (
     HostRuntime,
+    Provisioned,
     ensure_merchant,
     provision_terminal,
     seed_test_cards,
@@ -24,7 +25,7 @@ from smartpos.host.tls import ensure_certificate, fingerprint
 from smartpos.protocol.profiles import AcquirerProfile, KeyDelivery, get_profile
 from smartpos.terminal.engine import Terminal
 from smartpos.terminal.link import HostLink
-from smartpos.terminal.setup import open_terminal_db, provision
+from smartpos.terminal.setup import TerminalRuntime, open_terminal_db, provision
 
 TID = "10000001"
 MID = "898310048160001"
@@ -42,6 +43,14 @@ class Sandbox:
     def terminal(
         self, tid: str = TID, port: int | None = None, profile: AcquirerProfile | None = None
     ) -> Terminal:
+        return self.provisioned(tid, port, profile)[0]
+
+    def provisioned(
+        self, tid: str = TID, port: int | None = None, profile: AcquirerProfile | None = None
+    ) -> tuple[Terminal, TerminalRuntime, Provisioned]:
+        """The key-loading ceremony of the profile: the host makes the terminal's TMK (and
+        the PIN key or working keys its profile needs), the terminal loads them; the
+        terminal, its runtime and what the host handed out."""
         prof = profile or self.profile
         prov = provision_terminal(
             self.host,
@@ -71,7 +80,7 @@ class Sandbox:
             working_keys=prov.working_keys,
         )
         link = HostLink("127.0.0.1", port or self.server.port, prof, self.fingerprint)
-        return Terminal(rt.engine, rt.vault, prof, link)
+        return Terminal(rt.engine, rt.vault, prof, link), rt, prov
 
 
 @contextlib.asynccontextmanager

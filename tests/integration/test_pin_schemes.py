@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from smartpos.cards.reading import CardInput
 from smartpos.config import Settings
-from smartpos.host.sandbox import Provisioned, provision_terminal
+from smartpos.host.sandbox import provision_terminal
 from smartpos.host.tables import cards, requests
 from smartpos.host.testcards import CATALOGUE
 from smartpos.keys import dukpt
@@ -34,40 +34,14 @@ TID = "10000001"
 
 
 def _open(sb: Sandbox, rt: TerminalRuntime) -> Terminal:
+    """The terminal of ``rt`` opened again (as after a restart)."""
     link = HostLink("127.0.0.1", sb.server.port, sb.profile, sb.fingerprint)
     return Terminal(rt.engine, rt.vault, sb.profile, link)
 
 
 def pin_terminal(sb: Sandbox, tid: str = TID) -> tuple[Terminal, TerminalRuntime]:
-    t, rt, _ = ceremony(sb, tid)
+    t, rt, _ = sb.provisioned(tid)
     return t, rt
-
-
-def ceremony(sb: Sandbox, tid: str = TID) -> tuple[Terminal, TerminalRuntime, Provisioned]:
-    """The key-loading ceremony of the profile's PIN scheme: the host makes the terminal's
-    TMK and PIN key (AES key, or DUKPT initial key for a new KSN), the terminal loads them."""
-    prof = sb.profile
-    prov = provision_terminal(sb.host, tid, MID, prof.pin_scheme)
-    sb.service.reload_terminals()
-    home = sb.settings.home / f"terminal-{tid}"
-    tset = Settings(home=home, terminal_db_url=f"sqlite:///{home / 'terminal.db'}")
-    rt = open_terminal_db(tset, durable=False)
-    provision(
-        rt,
-        tid=tid,
-        mid=MID,
-        merchant_name="测试商户",
-        tmk=prov.tmk,
-        tmk_kcv=prov.tmk_kcv,
-        link_host="127.0.0.1",
-        link_port=sb.server.port,
-        host_fingerprint=sb.fingerprint,
-        profile=prof.name,
-        pin_key=prov.pin_key,
-        pin_key_kcv=prov.pin_key_kcv,
-        initial_ksn=prov.initial_ksn,
-    )
-    return _open(sb, rt), rt, prov
 
 
 def spy(t: Terminal) -> list[Fields]:
@@ -197,7 +171,7 @@ def test_reprovisioning_gives_a_new_initial_ksn(profile: str, tmp_path: Path) ->
 @pytest.mark.parametrize("profile", DUKPT_PROFILES)
 def test_an_exhausted_register_refuses_before_sending(profile: str, tmp_path: Path) -> None:
     async def body(sb: Sandbox) -> None:
-        t, rt, prov = ceremony(sb)
+        t, rt, prov = sb.provisioned()
         assert (await t.sign_on()).result == "approved"
         # Move the register to its last counter, as after a terminal's lifetime of PINs.
         scheme = sb.profile.pin_scheme
