@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from smartpos.protocol.codes import REVERSAL_NO_RESPONSE
@@ -35,6 +35,16 @@ STAN_MAX = 999_999
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _settleable(batch_no: str) -> ColumnElement[bool]:
+    """The batch's approved sales and refunds: what its totals count and its upload sends
+    (one clause, so the two cannot differ)."""
+    return and_(
+        journal.c.batch_no == batch_no,
+        journal.c.kind.in_(("sale", "refund")),
+        journal.c.status == "approved",
+    )
 
 
 class DuplicateOrder(Exception):
@@ -338,11 +348,7 @@ class Journal:
     def totals(conn: Connection, batch_no: str) -> SettlementTotals:
         rows = conn.execute(
             select(journal.c.brand, journal.c.kind, journal.c.amount_minor).where(
-                and_(
-                    journal.c.batch_no == batch_no,
-                    journal.c.kind.in_(("sale", "refund")),
-                    journal.c.status == "approved",
-                )
+                _settleable(batch_no)
             )
         )
         return SettlementTotals.of(
@@ -352,15 +358,7 @@ class Journal:
     def settleable(self, batch_no: str) -> Sequence[Any]:
         """The batch's approved sales and refunds (what a batch upload sends)."""
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(journal).where(
-                    and_(
-                        journal.c.batch_no == batch_no,
-                        journal.c.kind.in_(("sale", "refund")),
-                        journal.c.status == "approved",
-                    )
-                )
-            ).all()
+            return conn.execute(select(journal).where(_settleable(batch_no))).all()
 
     def tc_pending(self, batch_no: str) -> Sequence[Any]:
         with self.engine.connect() as conn:
