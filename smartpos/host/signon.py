@@ -4,6 +4,7 @@ where the host has the terminal (its latest trace and batch) so it can catch up.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
 
@@ -36,39 +37,26 @@ class SignOnSteps(Steps):
         row = conn.execute(select(terminals).where(terminals.c.tid == tid)).one()
         last = row.signon_stan
         self._tell_position(conn, ctx, last)
-        if not self.keys_at_signon:
-            # Keys loaded at provisioning (or none): nothing to hand out, nothing rotated.
-            if last is not None and not trace_after(stan, last) and stan != last:
+        if last is not None and not trace_after(stan, last):  # not newer than the last
+            has_keys = row.sealed_tpk and row.sealed_tak
+            if stan != last or (self.keys_at_signon and not has_keys):
                 ctx.response_code = "94"
                 return
-            conn.execute(
-                update(terminals)
-                .where(terminals.c.tid == tid)
-                .values(signed_on_at=datetime.now(UTC), signon_stan=stan)
-            )
+            if self.keys_at_signon:  # a resend: the current keys once more
+                f62 = self.hsm.rewrap_working_keys(
+                    tid, row.sealed_tmk, row.sealed_tpk, row.sealed_tak
+                )
+                ctx.response["62"] = f62.hex().upper()
             ctx.response_code = "00"
             return
-        if last is not None and stan == last and row.sealed_tpk and row.sealed_tak:
-            f62 = self.hsm.rewrap_working_keys(tid, row.sealed_tmk, row.sealed_tpk, row.sealed_tak)
+        values: dict[str, Any] = {"signed_on_at": datetime.now(UTC), "signon_stan": stan}
+        # Keys loaded at provisioning (or none): a sign-on hands out nothing, rotates nothing.
+        if self.keys_at_signon:
+            sealed_tpk, sealed_tak, f62 = self.hsm.new_working_keys(tid, ctx.terminal.sealed_tmk)
+            values.update(sealed_tpk=sealed_tpk, sealed_tak=sealed_tak)
+            ctx.new_keys = (sealed_tpk, sealed_tak)
             ctx.response["62"] = f62.hex().upper()
-            ctx.response_code = "00"
-            return
-        if last is not None and not trace_after(stan, last):
-            ctx.response_code = "94"
-            return
-        sealed_tpk, sealed_tak, f62 = self.hsm.new_working_keys(tid, ctx.terminal.sealed_tmk)
-        conn.execute(
-            update(terminals)
-            .where(terminals.c.tid == tid)
-            .values(
-                sealed_tpk=sealed_tpk,
-                sealed_tak=sealed_tak,
-                signed_on_at=datetime.now(UTC),
-                signon_stan=stan,
-            )
-        )
-        ctx.new_keys = (sealed_tpk, sealed_tak)
-        ctx.response["62"] = f62.hex().upper()
+        conn.execute(update(terminals).where(terminals.c.tid == tid).values(**values))
         ctx.response_code = "00"
 
     def _tell_position(self, conn: Connection, ctx: Context, signon_stan: str | None) -> None:
