@@ -20,7 +20,8 @@ from smartpos.protocol.messages import (
     ENTRY_CONTACTLESS,
 )
 from smartpos.terminal.errors import Refusal, TerminalError
-from smartpos.terminal.settlement import CHIP_PSN
+
+CHIP_PSN = "01"  # PAN sequence number of the sandbox's simulated chip cards
 
 if TYPE_CHECKING:
     from smartpos.terminal.engine import Terminal

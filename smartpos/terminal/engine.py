@@ -88,7 +88,6 @@ __all__ = [
 ]
 
 OPERATOR = settlement.OPERATOR
-CHIP_PSN = settlement.CHIP_PSN
 _RRN = re.compile(r"[0-9A-Za-z]{12}")  # field 37, an12
 _ICC_ON_SLIP = (("AID", "84"), ("ARQC", "9F26"), ("ATC", "9F36"), ("TVR", "95"))
 

@@ -24,6 +24,7 @@ from smartpos.protocol.messages import (
     SettlementTotals,
     SettleResult,
 )
+from smartpos.terminal.chip import CHIP_PSN
 from smartpos.terminal.errors import Refusal, TerminalError
 from smartpos.terminal.link import LinkError
 from smartpos.terminal.results import SettleOutcome, SettleReport
@@ -35,7 +36,6 @@ __all__ = ["TC_PAN_CONTEXT", "settle"]
 
 OPERATOR = "01 "
 TC_PAN_CONTEXT = b"tc-advice-pan"  # vault context of a PAN kept sealed for its TC advice
-CHIP_PSN = "01"  # PAN sequence number of the sandbox's simulated chip cards
 
 
 async def settle(t: Terminal) -> SettleReport:
