@@ -150,7 +150,11 @@ class HostLink:
 
     async def close(self) -> None:
         if self._writer is not None:
-            self._writer.close()
+            # Closing a TLS transport the peer has already shut down raises RuntimeError
+            # ("cannot switch state from UNWRAPPED to SHUTDOWN", CPython 3.11's sslproto):
+            # the link is closed either way.
+            with contextlib.suppress(RuntimeError, OSError):
+                self._writer.close()
             with contextlib.suppress(Exception):
                 await self._writer.wait_closed()
         self._reader = self._writer = None
