@@ -70,6 +70,8 @@ class Settings:
     # Databases: the host and the POS belong to different organisations and never share one.
     terminal_db_url: str | None = None
     host_db_url: str | None = None
+    # The store's database (catalog, orders, staff, shifts), beside the terminal's journal.
+    pos_db_url: str | None = None
 
     host_bind: str = "127.0.0.1"
     host_port: int = _bounded(8583, ge=1, le=65535)
@@ -89,6 +91,11 @@ class Settings:
     printer_usb_product: int = 0x5011
     printer_codepage: Literal["gb18030", "ascii"] = "gb18030"
     printer_width_chars: int = _bounded(32, ge=24, le=64)
+
+    # The cashier app (smartpos pos): where it listens, and when an idle screen locks.
+    pos_bind: str = "127.0.0.1"
+    pos_port: int = _bounded(8000, ge=1, le=65535)
+    idle_lock_minutes: int = _bounded(15, ge=1, le=24 * 60)
 
     def __init__(self, **overrides: Any) -> None:
         unknown = set(overrides) - set(_fields())
@@ -128,6 +135,10 @@ class Settings:
     @cached_property
     def resolved_terminal_db_url(self) -> str:
         return self.terminal_db_url or f"sqlite:///{self.home / 'terminal.db'}"
+
+    @cached_property
+    def resolved_pos_db_url(self) -> str:
+        return self.pos_db_url or f"sqlite:///{self.home / 'pos.db'}"
 
     @cached_property
     def resolved_host_db_url(self) -> str:

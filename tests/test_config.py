@@ -29,6 +29,7 @@ class Reference(pydantic_settings.BaseSettings):  # type: ignore[misc,name-defin
     home: Path = pydantic.Field(default_factory=lambda: Path.home() / ".smartpos")
     terminal_db_url: str | None = None
     host_db_url: str | None = None
+    pos_db_url: str | None = None
     host_bind: str = "127.0.0.1"
     host_port: int = pydantic.Field(default=8583, ge=1, le=65535)
     link_host: str = "127.0.0.1"
@@ -44,6 +45,9 @@ class Reference(pydantic_settings.BaseSettings):  # type: ignore[misc,name-defin
     printer_usb_product: int = 0x5011
     printer_codepage: Literal["gb18030", "ascii"] = "gb18030"
     printer_width_chars: int = pydantic.Field(default=32, ge=24, le=64)
+    pos_bind: str = "127.0.0.1"
+    pos_port: int = pydantic.Field(default=8000, ge=1, le=65535)
+    idle_lock_minutes: int = pydantic.Field(default=15, ge=1, le=24 * 60)
 
     @pydantic.field_validator("home")
     @classmethod

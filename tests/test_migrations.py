@@ -11,11 +11,12 @@ from alembic.migration import MigrationContext
 
 from smartpos.db.engine import make_engine
 from smartpos.db.migrate import upgrade
+from smartpos.db.pos import pos_metadata
 from smartpos.host.tables import metadata as host_metadata
 from smartpos.terminal.tables import metadata as terminal_metadata
 from tests.pg import fresh_database
 
-SCHEMAS = {"host": host_metadata, "terminal": terminal_metadata}
+SCHEMAS = {"host": host_metadata, "terminal": terminal_metadata, "pos": pos_metadata()}
 
 
 def _diff(url: str, which: str) -> list[object]:

@@ -13,6 +13,10 @@ LOCK_KEY = 8583
 def _metadata(which: str) -> MetaData:
     if which == "host":
         from smartpos.host.tables import metadata
+    elif which == "pos":
+        from smartpos.db.pos import pos_metadata
+
+        return pos_metadata()
     else:
         from smartpos.terminal.tables import metadata
     return metadata

@@ -1,0 +1,1 @@
+"""Staff, roles and permissions, passwords and second factors, sessions."""

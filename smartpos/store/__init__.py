@@ -1,0 +1,1 @@
+"""The store: catalog, orders (carts), payments of orders, shifts."""
