@@ -1,8 +1,9 @@
 """The POS database: the store's catalog, orders, staff and shifts (its own Alembic history,
 ``smartpos/db/migrations/pos``), beside the terminal's journal in ``terminal.db``.
 
-The tables of ``smartpos.security.tables`` and ``smartpos.store.tables`` share
-:data:`metadata`; :func:`pos_metadata` imports both so the schema is complete."""
+The tables of ``smartpos.security.tables``, ``smartpos.store.catalog_tables`` and
+``smartpos.store.order_tables`` share :data:`metadata`; :func:`pos_metadata` imports them
+all so the schema is complete."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ metadata = MetaData()
 
 def pos_metadata() -> MetaData:
     import smartpos.security.tables
-    import smartpos.store.tables  # noqa: F401
+    import smartpos.store.catalog_tables
+    import smartpos.store.order_tables  # noqa: F401
 
     return metadata
 

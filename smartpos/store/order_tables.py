@@ -1,4 +1,4 @@
-"""Tables of the POS database (smartpos.db.pos)."""
+"""Order tables: orders (the cart lives here), their lines, their payments; shifts."""
 
 from __future__ import annotations
 
