@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from smartpos.config import Settings
     from smartpos.db.lock import ProcessLock
     from smartpos.host.context import Context
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from smartpos.services.terminal import TerminalService
     from smartpos.terminal.engine import Terminal
 
-__all__ = ["host_runtime", "host_server", "host_service", "terminal_service"]
+__all__ = ["host_runtime", "host_server", "host_service", "pos_app", "terminal_service"]
 
 
 def host_runtime(settings: Settings, *, durable: bool = True) -> HostRuntime:
@@ -98,3 +100,12 @@ def terminal_service(
     from smartpos.services.terminal import TerminalService
 
     return TerminalService.open(settings, factory=factory)
+
+
+def pos_app(settings: Settings, service: TerminalService) -> FastAPI:
+    """The cashier app on ``service``, with the POS database of ``settings`` (migrated)."""
+    from smartpos.db.pos import open_pos_db
+    from smartpos.web.app import create_app
+    from smartpos.web.pos import Pos
+
+    return create_app(Pos(settings=settings, terminal=service, db=open_pos_db(settings)))

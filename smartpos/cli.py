@@ -31,6 +31,7 @@ from smartpos.commandline.options import (
     ProfileOpt,
     TidOpt,
 )
+from smartpos.commandline.pos import claim_pos_port, pos, start_pos
 from smartpos.commandline.result import Reply
 from smartpos.commandline.terminal import DEMO_MERCHANT, terminal_app
 from smartpos.config import Settings, load_settings
@@ -49,6 +50,7 @@ host_app = typer.Typer(no_args_is_help=True, help="The acquirer sandbox host.")
 app.add_typer(host_app, name="host")
 app.add_typer(terminal_app, name="terminal")
 app.add_typer(bench_app, name="bench")
+app.command()(pos)
 
 
 @app.callback()
@@ -391,8 +393,12 @@ def demo(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="host port (default 8583)")
     ] = None,
+    pos_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="the cashier app's port (default 8000)"),
+    ] = None,
 ) -> None:
-    """Run the sandbox host with a provisioned, signed-on demo terminal and test cards."""
+    """Run the sandbox host, a provisioned, signed-on demo terminal and the cashier app."""
     from smartpos.host.testcards import CATALOGUE, by_label_prefix
     from smartpos.services.local import LocalServer
     from smartpos.services.terminal import TerminalService
@@ -411,6 +417,12 @@ def demo(
             code="unavailable",
         ) from None
     listener.setblocking(False)
+    try:
+        pos_sock = claim_pos_port(settings, pos_port)
+    except UserError:
+        listener.close()
+        lock.release()
+        raise
     setup = _demo_setup(settings, rt, port)
 
     held_open: list[Any] = []  # the terminal service and its socket, closed at the end
@@ -422,6 +434,8 @@ def demo(
         # The terminal stays open here and serves the shell's commands over the data
         # directory's socket (smartpos.services.local): they skip starting the terminal.
         held_open.insert(0, await LocalServer(service, settings.home).start())
+        pos_server = await start_pos(settings, service, pos_sock)
+        held_open.insert(0, pos_server)
         console.print(
             f"[bold]smartpos demo[/bold] — sandbox host on 127.0.0.1:{p} (TLS), "
             f"terminal {DEMO_TID} / merchant {DEMO_MID} "
@@ -429,6 +443,7 @@ def demo(
             f"{signed.message}"
         )
         console.print(f"data directory: {settings.home}")
+        console.print(f"\n[bold]The cashier app:[/bold] {pos_server.url}")
         exe = sys.argv[0] if sys.argv[0].endswith("smartpos") else "smartpos"
         good, poor = CATALOGUE[0], by_label_prefix("UnionPay debit, balance")
         chip_card = by_label_prefix("UnionPay debit, chip card")

@@ -9,6 +9,7 @@ import shlex
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def test_demo_starts_and_every_suggested_command_works(tmp_path: Path) -> None:
     home = tmp_path / "demo-home"
     env = {**os.environ, "SMARTPOS_HOME": str(home), "COLUMNS": "300"}
     demo = subprocess.Popen(
-        [*SMARTPOS, "demo", "--port", str(_free_port())],
+        [*SMARTPOS, "demo", "--port", str(_free_port()), "--pos-port", str(_free_port())],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -53,6 +54,10 @@ def test_demo_starts_and_every_suggested_command_works(tmp_path: Path) -> None:
         text = "".join(lines)
         assert "signed on" in text.lower() or "approved" in text.lower(), text
         start = next(i for i, line in enumerate(lines) if line.startswith("In another shell"))
+        url = next(ln.split()[-1] for ln in lines if ln.startswith("The cashier app:"))
+        with urllib.request.urlopen(url + "selftest", timeout=30) as page:
+            html = page.read().decode()
+        assert 'data-testid="check-host_link" data-status="ok"' in html, html
         tries = [line.strip() for line in lines[start + 1 :]]
         tries = [t for t in tries if t.startswith(("smartpos ", "printf "))]
         assert any("smartpos terminal sale" in t for t in tries), text

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 def start_demo(home: Path, port: int) -> subprocess.Popen[str]:
     env = {**os.environ, "SMARTPOS_HOME": str(home), "COLUMNS": "300"}
     demo = subprocess.Popen(
-        [*SMARTPOS, "demo", "--port", str(port)],
+        [*SMARTPOS, "demo", "--port", str(port), "--pos-port", str(_free_port())],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -1,0 +1,1 @@
+"""The cashier app's routes, one module per area; each is thin over the services."""
