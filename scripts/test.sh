@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, types, unit, integration, PostgreSQL and fault-injection tests.
+# The whole test suite: lint, types, unit, integration, PostgreSQL, fault-injection and
+# browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh dev
 scripts/ensure-postgres.sh
+scripts/ensure-chromium.sh
 
 echo "== ruff"; .venv/bin/ruff check smartpos tests scripts && .venv/bin/ruff format --check smartpos tests scripts
 echo "== mypy"; .venv/bin/mypy
