@@ -31,7 +31,7 @@ CSP = (
 
 def create_app(pos: Pos) -> FastAPI:
     """The app on ``pos``; runs its power-on self-test when it starts."""
-    from smartpos.web.routers import selftest
+    from smartpos.web.routers import display, selftest
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,5 +80,6 @@ def create_app(pos: Pos) -> FastAPI:
         return response
 
     app.include_router(selftest.router)
+    app.include_router(display.router)
     templates.env.globals["pos"] = pos
     return app
