@@ -412,3 +412,43 @@ def test_card_pay_void_and_refund_on_postgres(pg_store: Store) -> None:
     store.payments.begin_void(other)
     assert store.stock(store.rice) == 10
     assert store.orders.get(other).receipt_no == "R20261203-0002"
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_concurrent_pays_and_refunds_never_double(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Eight Pay clicks at once make one attempt (one key); eight refunds of 10.00 at once
+    on a 38.00 sale approve at most three of them."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from smartpos.store.errors import StoreError
+
+    store: Store = request.getfixturevalue("store" if backend == "sqlite" else "pg_store")
+    order_id = store.cart(rice=1)
+    gate = Barrier(8)
+
+    def pay(_: int) -> str:
+        gate.wait()
+        return store.payments.begin_payment(order_id, "card", 3800).key
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(pay, range(8)))
+    assert keys == {f"{order_id}.1"} and len(payment_rows(store, order_id)) == 1
+    (payment,) = payment_rows(store, order_id)
+    store.payments.record_card_result(payment.id, result(payment.key, 3800))
+
+    def refund(_: int) -> str:
+        gate.wait()
+        try:
+            return store.payments.begin_refund(order_id, 1000).key
+        except StoreError as exc:
+            return str(exc.code)
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(refund, range(8)))
+    assert sorted(outcomes).count("over_refund") == 5
+    assert store.payments.details(order_id).refundable_minor == 800
