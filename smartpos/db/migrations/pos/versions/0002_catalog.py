@@ -42,12 +42,29 @@ def upgrade() -> None:
         sa.Column("tax_rate_bp", sa.Integer(), nullable=False),
         sa.Column("stock_qty", sa.BigInteger(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column(
+            "search_key",
+            sa.String(length=241),
+            sa.Computed("lower(name_zh) || '\n' || lower(name_en)", persisted=True),
+            nullable=True,
+        ),
+        sa.Column(
+            "search_en",
+            sa.String(length=120),
+            sa.Computed("lower(name_en)", persisted=True),
+            nullable=True,
+        ),
         sa.ForeignKeyConstraint(["category_id"], ["categories.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("barcode"),
         sa.UniqueConstraint("sku"),
     )
     op.create_index("ix_products_category_id", "products", ["category_id"])
+    op.create_index("ix_products_search_key", "products", ["active", "search_key"])
+    op.create_index("ix_products_search_en", "products", ["active", "search_en"])
+    op.create_index(
+        "ix_products_category_search", "products", ["category_id", "active", "search_key"]
+    )
     op.create_table(
         "stock_moves",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -65,6 +82,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_stock_moves_product_id", table_name="stock_moves")
     op.drop_table("stock_moves")
+    op.drop_index("ix_products_category_search", table_name="products")
+    op.drop_index("ix_products_search_en", table_name="products")
+    op.drop_index("ix_products_search_key", table_name="products")
     op.drop_index("ix_products_category_id", table_name="products")
     op.drop_table("products")
     op.drop_table("categories")
