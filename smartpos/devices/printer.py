@@ -138,7 +138,19 @@ def print_receipts(settings: Settings, receipts: Sequence[Receipt]) -> None:
     leaves half a slip on paper. Any printer failure raises ``PrinterError``.
     """
     width = settings.printer_width_chars
-    jobs = [receipt_bytes(r, width=width, codepage=settings.printer_codepage) for r in receipts]
+    print_jobs(
+        settings,
+        [receipt_bytes(r, width=width, codepage=settings.printer_codepage) for r in receipts],
+    )
+
+
+def print_jobs(settings: Settings, jobs: Sequence[bytes]) -> None:
+    """Send pre-rendered ESC/POS ``jobs`` in order to the configured printer, then close it.
+
+    For any receipt rendered at ``settings.printer_width_chars`` and
+    ``settings.printer_codepage`` — e.g. ``sale_receipt_bytes`` for the store's sale receipt.
+    Nothing is opened for no jobs. Any printer failure raises ``PrinterError``.
+    """
     if not jobs:
         return
     printer = open_printer(settings)
@@ -171,6 +183,10 @@ class ReceiptPrinter:
         """Print ``receipts`` in order; PrinterError if the printer fails."""
         print_receipts(self._settings, receipts)
 
+    def print_jobs(self, jobs: Sequence[bytes]) -> None:
+        """Send pre-rendered ESC/POS ``jobs`` in order (:func:`print_jobs`)."""
+        print_jobs(self._settings, jobs)
+
     def check(self) -> None:
         """The power-on self-test: open the printer and close it. PrinterError if it cannot
         be reached."""
@@ -196,6 +212,11 @@ class SimulatedPrinter:
         for receipt, job in zip(receipts, jobs, strict=True):
             self._output._raw(job)
             self.printed.append(receipt)
+
+    def print_jobs(self, jobs: Sequence[bytes]) -> None:
+        """Keep pre-rendered ESC/POS ``jobs`` (e.g. sale receipts) with the other output."""
+        for job in jobs:
+            self._output._raw(job)
 
     @property
     def output(self) -> bytes:

@@ -10,6 +10,8 @@ ASCII-only lines go through ``printer.text()`` as usual.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from escpos.escpos import Escpos
 from escpos.printer import Dummy
 
@@ -48,6 +50,23 @@ def _print_line(printer: Escpos, line: Line) -> None:
     printer._raw(FS_CHINESE_ON + encoded + b"\n" + FS_CHINESE_OFF)
 
 
+def print_lines(printer: Escpos, lines: Iterable[Line]) -> None:
+    """Print laid-out ``lines`` with their styles; Chinese through the Chinese character mode.
+
+    Shared by every receipt (card slip, sale receipt) so they print text the same way.
+    """
+    for line in lines:
+        _start_style(printer, line.style)
+        _print_line(printer, line)
+        _end_style(printer, line.style)
+
+
+def check_codepage(codepage: str) -> None:
+    """Raise ``ValueError`` unless ``codepage`` is one of :data:`CODEPAGES`."""
+    if codepage not in CODEPAGES:
+        raise ValueError(f"codepage must be one of {CODEPAGES}, got {codepage!r}")
+
+
 def render_escpos(
     receipt: Receipt, printer: Escpos, width: int = 32, codepage: str = "gb18030"
 ) -> None:
@@ -58,14 +77,9 @@ def render_escpos(
     label is printed and no byte >= 0x80 is ever sent. ``width`` is the paper width in
     characters (32 for 58 mm paper, 48 for 80 mm).
     """
-    if codepage not in CODEPAGES:
-        raise ValueError(f"codepage must be one of {CODEPAGES}, got {codepage!r}")
-    ascii_only = codepage == "ascii"
+    check_codepage(codepage)
     printer.hw("INIT")
-    for line in receipt_lines(receipt, width, ascii_only=ascii_only):
-        _start_style(printer, line.style)
-        _print_line(printer, line)
-        _end_style(printer, line.style)
+    print_lines(printer, receipt_lines(receipt, width, ascii_only=codepage == "ascii"))
     printer.cut()
 
 

@@ -8,6 +8,7 @@ character takes two columns on screen and on a thermal printer's GB18030 font al
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -251,8 +252,13 @@ def render_text(receipt: Receipt, width: int = 32) -> str:
     Every line fits in ``width`` display columns (CJK characters count two); no line has
     trailing spaces.
     """
+    return lines_text(receipt_lines(receipt, width), width)
+
+
+def lines_text(lines: Iterable[Line], width: int) -> str:
+    """Laid-out ``lines`` as plain text, centred ones centred in ``width``, ``\\n``-terminated."""
     rendered = [
         _center(line.text, width) if line.style in (Style.CENTER, Style.TITLE) else line.text
-        for line in receipt_lines(receipt, width)
+        for line in lines
     ]
     return "".join(f"{text}\n" for text in rendered)
