@@ -245,3 +245,14 @@ def test_adjust_stock_commits_with_the_callers_transaction(
             cat.adjust_stock(conn, d1.id, 1, reason="gift", ref=None)
         with pytest.raises(LookupError):
             cat.adjust_stock(conn, 10_000, 1, reason="count", ref=None)
+
+
+def test_the_catalog_bench_runs_on_a_small_catalog() -> None:
+    """``python -m smartpos.bench.catalog`` end to end, small: numbers for every kind."""
+    from smartpos.bench.catalog import render, run_catalog_bench
+
+    result = run_catalog_bench(600, samples=3)
+    assert result["products"] == 600 and result["backend"] == "sqlite"
+    assert set(result["search"]) == {"chinese", "english", "scan", "by_barcode", "no_match"}
+    assert all(q["n"] >= 3 for q in result["search"].values())
+    assert "p95 ms" in render(result)
