@@ -104,8 +104,8 @@ AUTH_MESSAGES: dict[AuthRefusal, tuple[str, str]] = {
         "屏幕已锁定：请输入密码解锁",
     ),
     AuthRefusal.NOT_ALLOWED: (
-        "not allowed: {permission} needs {needs}",
-        "无权限：{permission_zh}需要{needs_zh}",
+        "not allowed: {permission} is not among this operator's permissions",
+        "无权限：当前操作员没有 {permission} 权限",
     ),
 }
 
@@ -126,6 +126,10 @@ class AuthError(Exception):
         self.unlocks_at = unlocks_at
         if unlocks_at is not None:
             params.setdefault("until", unlocks_at.strftime("%Y-%m-%d %H:%M UTC"))
+        if "role" in params:
+            params.setdefault("role_zh", ROLE_ZH.get(params["role"], params["role"]))
+        if "mode" in params:
+            params.setdefault("mode_zh", MODE_ZH.get(params["mode"], params["mode"]))
         self.params = params
         super().__init__(self.text("en"))
 
