@@ -102,10 +102,37 @@ def terminal_service(
     return TerminalService.open(settings, factory=factory)
 
 
-def pos_app(settings: Settings, service: TerminalService) -> FastAPI:
-    """The cashier app on ``service``, with the POS database of ``settings`` (migrated)."""
+def pos_app(settings: Settings, service: TerminalService, *, demo: bool = False) -> FastAPI:
+    """The cashier app on ``service``, with the POS database of ``settings`` (migrated) and
+    its services. ``demo``: the sandbox's test cards in the simulated reader, the demo
+    logins on the login screen and the SMS outbox on the second-factor screen."""
     from smartpos.db.pos import open_pos_db
+    from smartpos.security.service import Security
+    from smartpos.store.catalog import Catalog
+    from smartpos.store.orders import Orders
+    from smartpos.store.payments import Payments
+    from smartpos.store.shifts import Shifts
+    from smartpos.terminal.setup import read_identity
     from smartpos.web.app import create_app
     from smartpos.web.pos import Pos
 
-    return create_app(Pos(settings=settings, terminal=service, db=open_pos_db(settings)))
+    db = open_pos_db(settings)
+    pos = Pos(
+        settings=settings,
+        terminal=service,
+        db=db,
+        catalog=Catalog(db),
+        orders=Orders(db),
+        payments=Payments(db, timezone=settings.timezone),
+        shifts=Shifts(db),
+        security=Security(db, idle_lock_minutes=settings.idle_lock_minutes),
+        identity=read_identity(settings),
+    )
+    if demo:
+        from smartpos.host.testcards import CATALOGUE
+        from smartpos.security.seed import DEMO_LOGINS
+
+        pos.test_cards = list(CATALOGUE)
+        pos.demo_logins = [login.describe() for login in DEMO_LOGINS]
+        pos.show_outbox = True
+    return create_app(pos)

@@ -31,7 +31,7 @@ from smartpos.commandline.options import (
     ProfileOpt,
     TidOpt,
 )
-from smartpos.commandline.pos import claim_pos_port, pos, start_pos
+from smartpos.commandline.pos import claim_pos_port, pos, seed_demo_store, start_pos
 from smartpos.commandline.result import Reply
 from smartpos.commandline.terminal import DEMO_MERCHANT, terminal_app
 from smartpos.config import Settings, load_settings
@@ -400,6 +400,7 @@ def demo(
 ) -> None:
     """Run the sandbox host, a provisioned, signed-on demo terminal and the cashier app."""
     from smartpos.host.testcards import CATALOGUE, by_label_prefix
+    from smartpos.security.seed import DEMO_LOGINS
     from smartpos.services.local import LocalServer
     from smartpos.services.terminal import TerminalService
 
@@ -424,6 +425,7 @@ def demo(
         lock.release()
         raise
     setup = _demo_setup(settings, rt, port)
+    products = seed_demo_store(settings, DEMO_MID)
 
     held_open: list[Any] = []  # the terminal service and its socket, closed at the end
 
@@ -434,7 +436,7 @@ def demo(
         # The terminal stays open here and serves the shell's commands over the data
         # directory's socket (smartpos.services.local): they skip starting the terminal.
         held_open.insert(0, await LocalServer(service, settings.home).start())
-        pos_server = await start_pos(settings, service, pos_sock)
+        pos_server = await start_pos(settings, service, pos_sock, demo=True)
         held_open.insert(0, pos_server)
         console.print(
             f"[bold]smartpos demo[/bold] — sandbox host on 127.0.0.1:{p} (TLS), "
@@ -444,6 +446,9 @@ def demo(
         )
         console.print(f"data directory: {settings.home}")
         console.print(f"\n[bold]The cashier app:[/bold] {pos_server.url}")
+        console.print(f"  a store of {products} products; log in as (staff number / password):")
+        for login in DEMO_LOGINS:
+            console.print(f"  {login.describe()}", markup=False, highlight=False)
         exe = sys.argv[0] if sys.argv[0].endswith("smartpos") else "smartpos"
         good, poor = CATALOGUE[0], by_label_prefix("UnionPay debit, balance")
         chip_card = by_label_prefix("UnionPay debit, chip card")

@@ -114,7 +114,7 @@ def test_stop_restart_start_twice_and_provision_again(tmp_path: Path) -> None:
         # A second demo on the same data is refused and changes nothing: the running
         # terminal keeps working.
         second = subprocess.run(
-            [*SMARTPOS, "demo", "--port", str(_free_port())],
+            [*SMARTPOS, "demo", "--port", str(_free_port()), "--pos-port", str(_free_port())],
             env={**os.environ, "SMARTPOS_HOME": str(home)},
             capture_output=True,
             text=True,

@@ -104,11 +104,20 @@ def _timed(
     return (time.perf_counter() - started) * 1000, _cpu_ms_of_children() - cpu, done
 
 
+def _free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 @contextlib.contextmanager
 def _demo(port: int, env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
     """``smartpos demo --port port``, running and ready, stopped on leaving."""
     demo = subprocess.Popen(  # noqa: S603 - the smartpos command, fixed arguments
-        [*_smartpos(), "demo", "--port", str(port)],
+        [*_smartpos(), "demo", "--port", str(port), "--pos-port", str(_free_tcp_port())],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,

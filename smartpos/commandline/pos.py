@@ -35,12 +35,14 @@ def claim_pos_port(settings: Settings, port: int | None = None) -> socket.socket
         ) from None
 
 
-async def start_pos(settings: Settings, service: TerminalService, sock: socket.socket) -> PosServer:
+async def start_pos(
+    settings: Settings, service: TerminalService, sock: socket.socket, *, demo: bool = False
+) -> PosServer:
     """Serve the cashier app on ``sock`` with ``service``; returns once it answers."""
     from smartpos.bootstrap import pos_app
     from smartpos.web.serve import PosServer
 
-    return await PosServer(pos_app(settings, service), sock).start()
+    return await PosServer(pos_app(settings, service, demo=demo), sock).start()
 
 
 def pos(
@@ -71,3 +73,21 @@ def pos(
         run(main())
     except KeyboardInterrupt:
         console.print("cashier app stopped")
+
+
+def seed_demo_store(settings: Settings, merchant_no: str) -> int:
+    """The demo's store, on its first start (later starts change nothing): the catalog of a
+    Chinese convenience store and a member of staff in each role. Returns the number of
+    products in the catalog."""
+    from smartpos.db.pos import open_pos_db
+    from smartpos.security.seed import seed_demo_staff
+    from smartpos.store.catalog import Catalog
+    from smartpos.store.seed import seed_demo_catalog
+
+    engine = open_pos_db(settings)
+    try:
+        seed_demo_catalog(engine)
+        seed_demo_staff(engine, merchant_no=merchant_no)
+        return Catalog(engine).count()
+    finally:
+        engine.dispose()

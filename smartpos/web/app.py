@@ -12,10 +12,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from smartpos.web import i18n
+from smartpos.web.deps import GoTo, NeedsOverride
 from smartpos.web.pos import Pos
 from smartpos.web.templates import templates
 
@@ -31,7 +32,7 @@ CSP = (
 
 def create_app(pos: Pos) -> FastAPI:
     """The app on ``pos``; runs its power-on self-test when it starts."""
-    from smartpos.web.routers import display, selftest
+    from smartpos.web.routers import api, auth, display, orders, pay, selftest, sell, settle, shift
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,7 +80,44 @@ def create_app(pos: Pos) -> FastAPI:
             response.set_cookie("lang", code, max_age=365 * 86400, httponly=True, samesite="strict")
         return response
 
-    app.include_router(selftest.router)
-    app.include_router(display.router)
+    for router in (selftest, api, auth, sell, pay, orders, shift, settle, display):
+        app.include_router(router.router)
+
+    @app.exception_handler(NeedsOverride)
+    async def needs_override(request: Request, exc: NeedsOverride) -> Response:
+        """The manager-PIN screen, posting the same form again with the PIN."""
+        if request.url.path.startswith("/api/"):
+            detail = {"code": "not_permitted", "message": exc.message or str(exc.permission)}
+            return JSONResponse({"detail": detail}, status_code=403)
+        form = await request.form()
+        fields = [
+            (k, v)
+            for k, v in form.multi_items()
+            if isinstance(v, str) and k not in ("override_staff", "override_pin")
+        ]
+        page = templates.TemplateResponse(
+            request,
+            "override.html",
+            {
+                "action": request.url.path,
+                "fields": fields,
+                "what": exc.permission,
+                "error": exc.message or None,
+            },
+            status_code=403,
+        )
+        if request.headers.get("hx-request"):
+            page.headers["HX-Retarget"] = "body"
+        return page
+
+    @app.exception_handler(GoTo)
+    async def go_to(request: Request, exc: GoTo) -> Response:
+        if request.url.path.startswith("/api/"):
+            why = {"/login": "not_logged_in", "/lock": "locked"}.get(exc.path, "second_factor")
+            return JSONResponse({"detail": {"code": why, "message": why}}, status_code=401)
+        if request.headers.get("hx-request"):
+            return Response(status_code=200, headers={"HX-Redirect": exc.path})
+        return RedirectResponse(exc.path, status_code=303)
+
     templates.env.globals["pos"] = pos
     return app

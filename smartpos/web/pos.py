@@ -1,21 +1,42 @@
 """What the cashier app stands on: the settings, the terminal service, the POS database and
-the devices — one object handed to every route (``smartpos.bootstrap.pos_app`` builds it)."""
+its services, the devices — one object handed to every route (``smartpos.bootstrap.pos_app``
+builds it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from smartpos.web.events import EventHub
+from smartpos.web.pinentry import PinEntries
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from smartpos.cards.reading import CardInput
     from smartpos.config import Settings
     from smartpos.services.selftest import SelfTestReport
     from smartpos.services.terminal import TerminalService
+    from smartpos.store.catalog import Catalog
+    from smartpos.store.orders import Orders
+    from smartpos.store.payments import Payments
+    from smartpos.store.shifts import Shifts
 
-__all__ = ["Pos"]
+__all__ = ["Pos", "PresentedCard"]
+
+
+@dataclass
+class PresentedCard:
+    """The card the customer presented on one screen, kept in memory until the payment is
+    made or cancelled (never stored: it may hold track data)."""
+
+    card: CardInput
+    entry: str  # swipe | insert | tap | keyed
+    masked: str
+    order_id: str
+
+    def __repr__(self) -> str:
+        return f"PresentedCard({self.masked}, {self.entry})"
 
 
 @dataclass
@@ -23,9 +44,29 @@ class Pos:
     settings: Settings
     terminal: TerminalService
     db: Engine
+    catalog: Catalog
+    orders: Orders
+    payments: Payments
+    shifts: Shifts
+    security: Any
+    identity: tuple[str, str, str]  # tid, mid, merchant name
     events: EventHub = field(default_factory=EventHub)
+    pins: PinEntries = field(default_factory=PinEntries)
+    presented: dict[str, PresentedCard] = field(default_factory=dict)
     # The last power-on self-test: card payment is offered only while it allows it.
     last_selftest: SelfTestReport | None = None
+    test_cards: list[Any] = field(default_factory=list)  # the sandbox's, for the simulated reader
+    # The on-screen PIN pad's keys in a new random order for each entry (the merchant's
+    # choice: it defeats shoulder-surfing and smudge reading, at some cost in speed).
+    pin_pad_shuffled: bool = False
+    # The demo: its logins on the login screen, its SMS outbox on the second-factor screen.
+    demo_logins: list[str] = field(default_factory=list)
+    show_outbox: bool = False
+
+    def sms_outbox_lines(self) -> list[str]:
+        if not self.show_outbox:
+            return []
+        return [f"{m.phone}: {m.text}" for m in self.security.sms_outbox(limit=5)]
 
     @property
     def card_payments(self) -> bool:

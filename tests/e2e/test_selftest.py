@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.e2e.conftest import Demo, start, start_demo
 from tests.test_cli import _free_port
 
@@ -16,16 +18,16 @@ def test_selftest_all_ok_and_the_scanner_checked_by_a_scan(demo: Demo, page: Any
     for name in ("database", "host_link", "certificate", "clock", "disk", "printer"):
         assert page.get_by_test_id(f"check-{name}").get_attribute("data-status") == "ok", name
     page.get_by_test_id("lang-en").click()
-    assert page.locator("h1").inner_text() == "Power-on self-test"
-    assert page.get_by_test_id("all-ok").is_visible()
+    expect(page.locator("h1")).to_have_text("Power-on self-test")
+    expect(page.get_by_test_id("all-ok")).to_be_visible()
     scanner = page.get_by_test_id("check-scanner")
     assert scanner.get_attribute("data-status") == "warn"
     page.keyboard.type("6901234567892", delay=5)  # a wedge scanner: keys a few ms apart
     page.keyboard.press("Enter")
-    assert scanner.get_attribute("data-status") == "ok"
+    expect(scanner).to_have_attribute("data-status", "ok")
     assert "6901234567892" in scanner.inner_text()
     page.get_by_test_id("lang-zh_CN").click()
-    assert page.locator("h1").inner_text() == "开机自检"
+    expect(page.locator("h1")).to_have_text("开机自检")
 
 
 def test_selftest_with_the_host_down(tmp_path: Path, page: Any) -> None:
@@ -40,7 +42,7 @@ def test_selftest_with_the_host_down(tmp_path: Path, page: Any) -> None:
         link = page.get_by_test_id("check-host_link")
         assert link.get_attribute("data-status") == "fail"
         assert "cash sales still work" in link.inner_text()
-        assert page.get_by_test_id("card-off").is_visible()
-        assert page.get_by_test_id("continue").is_visible()  # cash still sells
+        expect(page.get_by_test_id("card-off")).to_be_visible()
+        expect(page.get_by_test_id("continue")).to_be_visible()  # cash still sells
     finally:
         pos.stop()

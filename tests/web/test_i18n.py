@@ -12,7 +12,7 @@ from smartpos.web import i18n
 
 WEB = Path(__file__).resolve().parents[2] / "smartpos" / "web"
 # _("…") / _('…') in templates and in the routes (whose _ marks a message for the catalogue).
-MESSAGE = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*[,)]""")
+MESSAGE = re.compile(r"""\b(?:_|gettext)\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*[,)]""")
 
 
 def _used() -> set[str]:

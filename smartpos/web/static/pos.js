@@ -54,5 +54,66 @@
     detail.textContent = detail.dataset.ok + ": " + ev.detail.code;
   });
 
+  // The sell screen's keypad: digits typed as on a calculator, in fen (no decimal point to
+  // get wrong: "1234" is 12.34).
+  var keyed = "";
+  function showKeyed() {
+    var out = document.getElementById("keyed"), hidden = document.getElementById("amount_minor");
+    if (!out) return;
+    var minor = parseInt(keyed || "0", 10);
+    out.textContent = (Math.floor(minor / 100)) + "." + String(minor % 100).padStart(2, "0");
+    hidden.value = String(minor);
+  }
+  document.addEventListener("click", function (ev) {
+    var key = ev.target.closest("#keypad .key[data-key]");
+    if (key) {
+      var k = key.dataset.key;
+      if (k === "C") keyed = "";
+      else if (keyed.length < 9) keyed = (keyed + k).replace(/^0+/, "");
+      showKeyed();
+      return;
+    }
+    var quick = ev.target.closest("[data-fill]");
+    if (quick) {
+      var field = document.querySelector(quick.dataset.fill);
+      if (field) { field.value = quick.dataset.value; field.focus(); }
+      return;
+    }
+    var chip = ev.target.closest(".categories .chip");
+    if (chip) {
+      document.querySelectorAll(".categories .chip").forEach(function (c) { c.classList.remove("current"); });
+      chip.classList.add("current");
+      var cat = document.getElementById("category");
+      if (cat) cat.value = chip.dataset.category;
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (ev) {
+    if (ev.detail.elt && ev.detail.elt.id === "add-amount" && ev.detail.successful) { keyed = ""; showKeyed(); }
+  });
+
+  // On the sell screen a scan adds the product (or reports the unknown code in the cart).
+  document.addEventListener("pos:scan", function (ev) {
+    if (!document.body.classList.contains("sell") || document.querySelector("#overlay .dialog")) return;
+    htmx.ajax("POST", "/sell/scan", { target: "#cart", values: { code: ev.detail.code } });
+  });
+
+  // The idle lock: the server locks a session idle for the configured minutes whatever the
+  // page does; this only takes the screen there without waiting for the next tap.
+  var idleMinutes = parseFloat(document.body.dataset.idleMinutes || "0"), idleTimer = null;
+  function idleReset() {
+    if (!idleMinutes) return;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(function () { window.location.assign("/lock"); }, idleMinutes * 60000 + 1000);
+  }
+  ["click", "keydown", "touchstart"].forEach(function (t) { document.addEventListener(t, idleReset, true); });
+  idleReset();
+
+  // A locked or ended session answers an htmx request with where to go.
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    if (ev.detail.xhr.status === 422 || ev.detail.xhr.status === 409 || ev.detail.xhr.status === 403) {
+      ev.detail.shouldSwap = true; ev.detail.isError = false;
+    }
+  });
+
   window.smartpos = { strip: strip };
 })();

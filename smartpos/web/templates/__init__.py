@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
@@ -27,6 +28,7 @@ templates.env.globals.update(
     lang=i18n.current_lang,
     LANGS=i18n.LANGS,
     LANG_NAMES=i18n.LANG_NAMES,
+    zone_info=ZoneInfo,
 )
 
 

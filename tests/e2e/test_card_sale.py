@@ -1,0 +1,80 @@
+"""Card sales in the browser, as the merchant's guide goes: amount → card → PIN → bank →
+result → receipt; the declines with their reason and next step; a double-clicked Pay."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Demo
+from tests.e2e.steps import enter_pin, key_amount, pay_by_card, start_selling
+from tests.test_cli import cli, data
+
+GOOD = "6212340000000001"
+POOR = "6212340000000514"  # balance 10.00: 51 above it
+PIN_TRIES = "6212340000000555"  # any wrong PIN: 55
+
+
+def balance_minor(demo: Demo, pan: str) -> int:
+    done = cli(demo.home, "terminal", "balance", "--pin", "--json", card=pan, pin="123456")
+    return int(data(done)["balance_minor"])
+
+
+def test_an_approved_card_sale_with_pin_and_receipt(demo: Demo, page: Any) -> None:
+    before = balance_minor(demo, GOOD)
+    start_selling(page, demo.url)
+    key_amount(page, "1234")
+    expect(page.get_by_test_id("total")).to_have_text(re.compile(r"12\.34$"))
+    pay_by_card(page, GOOD, "123456")
+    result = page.get_by_test_id("result")
+    expect(result).to_have_attribute("data-result", "approved")
+    assert page.get_by_test_id("auth-code").inner_text().strip()
+    preview = page.get_by_test_id("receipt-preview").inner_text()
+    assert "12.34" in preview and "0001" in preview and GOOD not in preview
+    assert balance_minor(demo, GOOD) == before - 1234
+    # The receipt went to the printer too (the demo's file printer).
+    printed = (demo.home / "printer.out").read_bytes()
+    assert b"******0001" in printed and b"12.34" in printed and GOOD.encode() not in printed
+    page.get_by_test_id("new-sale").click()
+    page.wait_for_url("**/sell")
+    expect(page.get_by_test_id("total")).to_have_text(re.compile(r"0\.00$"))
+
+
+def test_a_decline_51_says_why_and_offers_cash(demo: Demo, page: Any) -> None:
+    start_selling(page, demo.url)
+    key_amount(page, "5000")
+    pay_by_card(page, POOR, "123456")
+    expect(page.get_by_test_id("result")).to_have_attribute("data-result", "declined")
+    expect(page.get_by_test_id("reason")).to_contain_text("Insufficient funds")
+    expect(page.get_by_test_id("next-step")).to_contain_text("cash")
+    page.get_by_test_id("to-cash").click()
+    expect(page.get_by_test_id("pay-cash-dialog")).to_be_visible()
+
+
+def test_a_wrong_pin_then_the_right_one(demo: Demo, page: Any) -> None:
+    before = balance_minor(demo, GOOD)
+    start_selling(page, demo.url)
+    key_amount(page, "888")
+    pay_by_card(page, GOOD, "111111")
+    expect(page.get_by_test_id("result")).to_have_attribute("data-result", "declined")
+    expect(page.get_by_test_id("next-step")).to_contain_text("PIN again")
+    page.get_by_test_id("retry-pin").click()
+    enter_pin(page, "123456")
+    page.get_by_test_id("pay").click()
+    expect(page.get_by_test_id("result")).to_have_attribute("data-result", "approved")
+    assert balance_minor(demo, GOOD) == before - 888
+
+
+def test_a_double_clicked_pay_charges_once(demo: Demo, page: Any) -> None:
+    before = balance_minor(demo, GOOD)
+    start_selling(page, demo.url)
+    key_amount(page, "2500")
+    page.get_by_test_id("pay-card").click()
+    page.get_by_test_id("test-card").select_option(GOOD)
+    page.get_by_test_id("insert").click()
+    enter_pin(page, "123456")
+    page.get_by_test_id("pay").dblclick()
+    expect(page.get_by_test_id("result")).to_have_attribute("data-result", "approved")
+    assert balance_minor(demo, GOOD) == before - 2500
