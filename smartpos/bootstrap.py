@@ -107,6 +107,7 @@ def pos_app(settings: Settings, service: TerminalService, *, demo: bool = False)
     its services. ``demo``: the sandbox's test cards in the simulated reader, the demo
     logins on the login screen and the SMS outbox on the second-factor screen."""
     from smartpos.db.pos import open_pos_db
+    from smartpos.security.permissions import Permissions
     from smartpos.security.service import Security
     from smartpos.store.catalog import Catalog
     from smartpos.store.orders import Orders
@@ -125,7 +126,12 @@ def pos_app(settings: Settings, service: TerminalService, *, demo: bool = False)
         orders=Orders(db),
         payments=Payments(db, timezone=settings.timezone),
         shifts=Shifts(db),
-        security=Security(db, idle_lock_minutes=settings.idle_lock_minutes),
+        security=Security(
+            db,
+            idle_lock_minutes=settings.idle_lock_minutes,
+            # The merchant's own matrix and limits, if they wrote one (docs/staff-security.md).
+            permissions=Permissions.load(settings.home / "permissions.toml"),
+        ),
         identity=read_identity(settings),
     )
     if demo:
