@@ -81,8 +81,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: while Playwright's sync API runs, its event loop is the thread's, and
+    the tests that call ``asyncio.run`` (most of the suite) cannot run in that worker."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
