@@ -51,8 +51,12 @@ def key_amount(page: Any, digits: str) -> None:
     page.get_by_test_id(f"line-{lines + 1}").wait_for()
 
 
-def pay_by_card(page: Any, pan: str, pin: str | None, entry: str = "insert") -> None:
-    page.get_by_test_id("pay-card").click()
+def pay_by_card(
+    page: Any, pan: str, pin: str | None, entry: str = "insert", *, reopen: bool = True
+) -> None:
+    """Card payment of the cart (``reopen``: open the card dialog first)."""
+    if reopen:
+        page.get_by_test_id("pay-card").click()
     page.get_by_test_id("test-card").select_option(pan)
     page.get_by_test_id(entry).click()
     if pin is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import Demo
@@ -78,3 +79,29 @@ def test_a_double_clicked_pay_charges_once(demo: Demo, page: Any) -> None:
     page.get_by_test_id("pay").dblclick()
     expect(page.get_by_test_id("result")).to_have_attribute("data-result", "approved")
     assert balance_minor(demo, GOOD) == before - 2500
+
+
+WORDS = {
+    "en": {"title": "Approved", "pay": "Pay", "decline": "Insufficient funds", "next": "cash"},
+    "zh_CN": {"title": "交易成功", "pay": "确认支付", "decline": "余额不足", "next": "现金"},
+}
+
+
+@pytest.mark.parametrize("lang", sorted(WORDS))
+def test_the_same_sale_in_chinese_and_in_english(demo: Demo, page: Any, lang: str) -> None:
+    words = WORDS[lang]
+    start_selling(page, demo.url, lang=lang)
+    key_amount(page, "1100")
+    page.get_by_test_id("pay-card").click()
+    page.get_by_test_id("test-card").select_option(POOR)
+    page.get_by_test_id("insert").click()
+    expect(page.get_by_test_id("pay")).to_have_text(words["pay"])
+    enter_pin(page, "123456")
+    page.get_by_test_id("pay").click()
+    expect(page.get_by_test_id("reason")).to_contain_text(words["decline"])
+    expect(page.get_by_test_id("next-step")).to_contain_text(words["next"])
+    page.get_by_test_id("retry-card").click()
+    pay_by_card(page, GOOD, "123456", reopen=False)
+    expect(page.get_by_test_id("approved")).to_have_text(words["title"])
+    preview = page.get_by_test_id("receipt-preview").inner_text()
+    assert "11.00" in preview and "消费" in preview and "SALE" in preview  # the slip: both
