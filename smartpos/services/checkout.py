@@ -168,3 +168,34 @@ async def print_sale_receipt(settings: Settings, receipt: Any) -> str | None:
         log.warning("receipt not printed: %s", exc)
         return str(exc)
     return None
+
+
+def report_job(text: str, *, width: int) -> bytes:
+    """A report (shift, settlement) as ESC/POS bytes: its lines wrapped to the paper,
+    Chinese in GB18030, then cut."""
+    from escpos.printer import Dummy
+
+    from smartpos.receipts.escpos import print_lines
+    from smartpos.receipts.text import Line, wrap
+
+    printer = Dummy()
+    printer.hw("INIT")
+    print_lines(
+        printer, [Line(part) for row in text.splitlines() for part in wrap(row, width) or [""]]
+    )
+    printer.cut()
+    data: bytes = printer.output
+    return data
+
+
+async def print_report(settings: Settings, text: str) -> str | None:
+    """Print a report; the printer's problem in words, or None."""
+    from smartpos.devices.printer import PrinterError, print_jobs
+
+    job = report_job(text, width=settings.printer_width_chars)
+    try:
+        await asyncio.to_thread(print_jobs, settings, [job])
+    except PrinterError as exc:
+        log.warning("report not printed: %s", exc)
+        return str(exc)
+    return None

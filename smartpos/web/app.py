@@ -32,7 +32,18 @@ CSP = (
 
 def create_app(pos: Pos) -> FastAPI:
     """The app on ``pos``; runs its power-on self-test when it starts."""
-    from smartpos.web.routers import api, auth, display, orders, pay, selftest, sell, settle, shift
+    from smartpos.web.routers import (
+        api,
+        auth,
+        catalog,
+        display,
+        orders,
+        pay,
+        selftest,
+        sell,
+        settle,
+        shift,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,7 +91,7 @@ def create_app(pos: Pos) -> FastAPI:
             response.set_cookie("lang", code, max_age=365 * 86400, httponly=True, samesite="strict")
         return response
 
-    for router in (selftest, api, auth, sell, pay, orders, shift, settle, display):
+    for router in (selftest, api, auth, sell, pay, orders, shift, settle, catalog, display):
         app.include_router(router.router)
 
     @app.exception_handler(NeedsOverride)
@@ -102,6 +113,7 @@ def create_app(pos: Pos) -> FastAPI:
                 "action": request.url.path,
                 "fields": fields,
                 "what": exc.permission,
+                "files": exc.files,  # a browser cannot post a file again by itself
                 "error": exc.message or None,
             },
             status_code=403,

@@ -72,9 +72,10 @@ OperatorDep = Annotated[Operator, Depends(get_operator)]
 class NeedsOverride(Exception):
     """The operator may not do this: a manager's PIN on this screen may allow it once."""
 
-    def __init__(self, permission: str, message: str) -> None:
+    def __init__(self, permission: str, message: str, files: list[str] | None = None) -> None:
         super().__init__(message)
         self.permission, self.message = permission, message
+        self.files = files or []  # the form's file fields: to be chosen again
 
 
 async def require(request: Request, operator: Operator, permission: str, detail: str) -> None:
@@ -89,6 +90,7 @@ async def require(request: Request, operator: Operator, permission: str, detail:
     if permission in security.permissions.effective_permissions(operator.role, operator.mode):
         return
     form = await request.form()
+    files = [k for k, v in form.multi_items() if not isinstance(v, str)]
     manager, pin = form.get("override_staff"), form.get("override_pin")
     if isinstance(manager, str) and isinstance(pin, str) and manager and pin:
         from smartpos.security.errors import AuthError
@@ -98,6 +100,6 @@ async def require(request: Request, operator: Operator, permission: str, detail:
                 manager, pin, permission, cashier_staff_id=operator.staff_id, detail=detail
             )
         except AuthError as exc:
-            raise NeedsOverride(permission, exc.text(current_lang())) from None
+            raise NeedsOverride(permission, exc.text(current_lang()), files) from None
         return
-    raise NeedsOverride(permission, "")
+    raise NeedsOverride(permission, "", files)

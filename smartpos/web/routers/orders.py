@@ -131,11 +131,28 @@ async def order_page(request: Request, pos: PosDep, op: OperatorDep, order_id: s
 
 
 @router.post("/orders/{order_id}/reprint", response_class=HTMLResponse, include_in_schema=False)
-async def reprint(pos: PosDep, op: OperatorDep, order_id: str) -> str:
-    details = pos.payments.details(order_id)
+async def reprint(request: Request, pos: PosDep, op: OperatorDep, order_id: str) -> str:
+    await require(request, op, "reprint", f"reprint {order_id}")
+    try:
+        details = pos.payments.details(order_id)
+    except StoreError as exc:
+        return exc.text(current_lang())
     sale = next((p for p in details.payments if p.kind == "sale" and p.status == "approved"), None)
-    if sale is None or sale.method != "card":
+    if sale is None:
         return gettext("Nothing to reprint for this order.")
+    if sale.method == "cash":
+        receipt = checkout.sale_receipt(
+            pos.settings,
+            details.order,
+            pos.identity,
+            cashier=op.name,
+            lang=current_lang(),
+            tendered_minor=sale.tendered_minor,
+            change_minor=sale.change_minor,
+            reprint=True,
+        )
+        problem = await checkout.print_sale_receipt(pos.settings, receipt)
+        return problem or gettext("Reprinted.")
     from smartpos.terminal.results import TxnResult
 
     stored = await pos.terminal.call(lambda t: _stored_result(t, sale.key))

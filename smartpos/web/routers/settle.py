@@ -49,7 +49,13 @@ async def settle(request: Request, pos: PosDep, op: OperatorDep) -> Any:
             text=None,
             error=exc.text(current_lang()),
         )
-    return render(request, "settle.html", csrf=op.csrf, report=report, text=settle_text(report))
+    from smartpos.services.checkout import print_report
+
+    text = settle_text(report)
+    problem = await print_report(pos.settings, text)
+    return render(
+        request, "settle.html", csrf=op.csrf, report=report, text=text, print_error=problem
+    )
 
 
 def settle_text(report: SettleReport) -> str:

@@ -68,7 +68,12 @@ async def shift_close(
     except StoreError as exc:
         return render(request, "shift.html", 422, error=exc.text(current_lang()), **again)
     text = report_text(report, op.name, pos.settings.timezone)
-    return render(request, "shift_report.html", report=report, text=text, csrf=op.csrf)
+    from smartpos.services.checkout import print_report
+
+    problem = await print_report(pos.settings, text)
+    return render(
+        request, "shift_report.html", report=report, text=text, csrf=op.csrf, print_error=problem
+    )
 
 
 def report_text(report: ShiftReport, cashier: str, timezone: str) -> str:
