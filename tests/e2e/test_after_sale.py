@@ -86,3 +86,33 @@ def test_day_end_settlement_needs_a_manager_whose_pin_allows_it(demo: Demo, page
     result = page.get_by_test_id("settle-result").get_attribute("data-result")
     assert result in ("balanced", "uploaded")
     expect(page.get_by_test_id("settle-report")).to_contain_text("1")
+
+
+def _stock(page: Any, demo: Demo, sku: str) -> int:
+    found = page.request.get(demo.url + f"api/catalog/search?q={sku}").json()
+    return int(next(p for p in found if p["sku"] == sku)["stock_qty"])
+
+
+def test_a_return_of_goods_puts_them_back_in_stock(demo: Demo, page: Any) -> None:
+    start_selling(page, demo.url)
+    page.get_by_test_id("search").fill("矿泉水")
+    product = page.locator("[data-testid^=product-]").first
+    sku = (product.get_attribute("data-testid") or "").removeprefix("product-")
+    before = _stock(page, demo, sku)
+    product.click()
+    page.get_by_test_id("line-1").wait_for()
+    page.get_by_test_id("qty-1").wait_for()
+    page.locator("[data-testid=line-1] button[aria-label='+']").click()
+    expect(page.get_by_test_id("qty-1")).to_have_text("2")
+    page.get_by_test_id("pay-cash").click()
+    page.get_by_test_id("tendered").fill("100")
+    page.get_by_test_id("cash-ok").click()
+    expect(page.get_by_test_id("result")).to_have_attribute("data-result", "approved")
+    assert _stock(page, demo, sku) == before - 2
+    receipt = page.get_by_test_id("receipt-no").inner_text().strip()
+    _open_order(page, demo, receipt)
+    page.get_by_test_id("return-1").fill("1")
+    page.get_by_test_id("refund").click()
+    expect(page.get_by_test_id("notice")).to_be_visible()
+    assert _stock(page, demo, sku) == before - 1
+    expect(page.get_by_test_id("order")).to_have_attribute("data-status", "partially_refunded")

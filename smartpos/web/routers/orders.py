@@ -209,14 +209,26 @@ async def refund(
     pos: PosDep,
     op: OperatorDep,
     order_id: str,
-    amount: Annotated[str, Form(max_length=20)],
+    amount: Annotated[str, Form(max_length=20)] = "",
     card: Annotated[str, Form(max_length=120)] = "",
 ) -> Any:
     lang = current_lang()
     try:
-        amount_minor = Money.parse(amount, pos.settings.currency).amount_minor
-    except MoneyError as exc:
-        return _details_page(request, pos, op, order_id, 422, error=str(exc))
+        returned = await _returned_goods(request)
+        order = pos.orders.get(order_id)
+    except (ValueError, StoreError) as exc:
+        message = exc.text(lang) if isinstance(exc, StoreError) else str(exc)
+        return _details_page(request, pos, op, order_id, 422, error=message)
+    if amount.strip():
+        try:
+            amount_minor = Money.parse(amount, pos.settings.currency).amount_minor
+        except MoneyError as exc:
+            return _details_page(request, pos, op, order_id, 422, error=str(exc))
+    else:
+        amount_minor = _goods_value(order, returned)
+        if amount_minor <= 0:
+            message = gettext("Type the amount to refund, or the goods coming back.")
+            return _details_page(request, pos, op, order_id, 422, error=message)
     permission = pos.security.permissions.refund_permission(amount_minor)
     await require(request, op, str(permission), f"refund {amount_minor} of {order_id}")
     shift = pos.shifts.current(op.staff_id)
@@ -233,7 +245,11 @@ async def refund(
                 error=gettext("Present the card the sale was paid with."),
             )
         refund = pos.payments.begin_refund(
-            order_id, amount_minor, shift_id=shift.id if shift else None, staff_id=op.staff_id
+            order_id,
+            amount_minor,
+            lines=list(returned.items()) or None,
+            shift_id=shift.id if shift else None,
+            staff_id=op.staff_id,
         )
         if refund.payment.method == "card" and refund.status == "pending":
             from smartpos.terminal.engine import card_or_error
@@ -264,3 +280,29 @@ async def refund(
     except (StoreError, TerminalError) as exc:
         return _details_page(request, pos, op, order_id, 422, error=exc.text(lang))
     return _details_page(request, pos, op, order_id, notice=gettext("Refunded."))
+
+
+async def _returned_goods(request: Request) -> dict[int, int]:
+    """``return_<product id>`` = quantity fields of the refund form (0 or empty: none)."""
+    form = await request.form()
+    goods: dict[int, int] = {}
+    for key, value in form.multi_items():
+        if not key.startswith("return_") or not isinstance(value, str) or not value.strip():
+            continue
+        product, qty = key.removeprefix("return_"), value.strip()
+        if not (product.isdigit() and qty.isascii() and qty.isdigit()) or len(qty) > 4:
+            raise ValueError(gettext("A quantity is a whole number."))
+        if int(qty):
+            goods[int(product)] = goods.get(int(product), 0) + int(qty)
+    return goods
+
+
+def _goods_value(order: Any, returned: dict[int, int]) -> int:
+    """What the goods coming back were paid: each line's total per unit (its discount
+    included), rounded down to the fen so a refund never exceeds what was paid."""
+    value = 0
+    for line in order.lines:
+        qty = returned.get(line.product_id or -1, 0)
+        if qty and line.qty:
+            value += line.total_minor * min(qty, line.qty) // line.qty
+    return value
