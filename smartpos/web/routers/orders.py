@@ -187,17 +187,7 @@ async def void(request: Request, pos: PosDep, op: OperatorDep, order_id: str) ->
             result = await pos.terminal.void(order_ref=payment.key, stan=payment.original_stan)
             pos.payments.record_void(order_id, result.to_dict())
             if not checkout.approved(result):
-                from smartpos.terminal.advice import advise
-
-                advice = advise(result)
-                return _details_page(
-                    request,
-                    pos,
-                    op,
-                    order_id,
-                    422,
-                    error=f"{advice.reason(lang)} — {advice.next_step(lang)}",
-                )
+                return _not_approved(request, pos, op, order_id, result)
     except (StoreError, TerminalError) as exc:
         return _details_page(request, pos, op, order_id, 422, error=exc.text(lang))
     return _details_page(request, pos, op, order_id, notice=gettext("The sale is voided."))
@@ -262,17 +252,7 @@ async def refund(
             )
             pos.payments.record_refund_result(refund.id, result.to_dict())
             if not checkout.approved(result):
-                from smartpos.terminal.advice import advise
-
-                advice = advise(result)
-                return _details_page(
-                    request,
-                    pos,
-                    op,
-                    order_id,
-                    422,
-                    error=f"{advice.reason(lang)} — {advice.next_step(lang)}",
-                )
+                return _not_approved(request, pos, op, order_id, result)
     except StopIteration:
         return _details_page(
             request, pos, op, order_id, 422, error=gettext("This order has no payment to refund.")
@@ -280,6 +260,15 @@ async def refund(
     except (StoreError, TerminalError) as exc:
         return _details_page(request, pos, op, order_id, 422, error=exc.text(lang))
     return _details_page(request, pos, op, order_id, notice=gettext("Refunded."))
+
+
+def _not_approved(request: Request, pos: Pos, op: Operator, order_id: str, result: Any) -> Any:
+    """The order again, with why the bank did not approve and what to do next."""
+    from smartpos.terminal.advice import advise
+
+    advice, lang = advise(result), current_lang()
+    why = f"{advice.reason(lang)} — {advice.next_step(lang)}"
+    return _details_page(request, pos, op, order_id, 422, error=why)
 
 
 async def _returned_goods(request: Request) -> dict[int, int]:
