@@ -103,3 +103,13 @@ async def require(request: Request, operator: Operator, permission: str, detail:
             raise NeedsOverride(permission, exc.text(current_lang()), files) from None
         return
     raise NeedsOverride(permission, "", files)
+
+
+def allowed(request: Request, operator: Operator, permission: str) -> None:
+    """A page the operator's role may not open at all (no override: the matrix says no):
+    403 with the reason."""
+    pos: Pos = request.app.state.pos
+    if permission not in pos.security.permissions.effective_permissions(
+        operator.role, operator.mode
+    ):
+        raise HTTPException(403, f"{operator.role} in {operator.mode} mode may not: {permission}")

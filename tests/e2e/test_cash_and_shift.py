@@ -15,7 +15,9 @@ from tests.e2e.steps import key_amount, start_selling
 def test_a_cash_sale_with_change(demo: Demo, page: Any) -> None:
     start_selling(page, demo.url)
     page.get_by_test_id("search").fill("矿泉水")
-    page.locator("[data-testid^=product-]").first.click()
+    found = page.locator("[data-testid^=product-]").first
+    expect(found).to_contain_text("矿泉水")
+    found.click()
     page.get_by_test_id("line-1").wait_for()
     key_amount(page, "1000")
     total = page.get_by_test_id("total").inner_text()

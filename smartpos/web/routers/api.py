@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from smartpos.store.errors import StoreError
-from smartpos.web.deps import OperatorDep, PosDep
+from smartpos.web.deps import OperatorDep, PosDep, allowed
 from smartpos.web.i18n import current_lang
 
 router = APIRouter(prefix="/api", tags=["cashier"])
@@ -44,6 +44,7 @@ async def me(op: OperatorDep) -> dict[str, Any]:
 
 @router.get("/catalog/search")
 async def search(
+    request: Request,
     pos: PosDep,
     op: OperatorDep,
     q: Annotated[str, Query(max_length=64)] = "",
@@ -51,6 +52,7 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=100)] = 40,
 ) -> list[dict[str, Any]]:
     """Products whose name, barcode or code matches ``q`` (searched on the server)."""
+    allowed(request, op, "sell")
     try:
         found = pos.catalog.search(q, category_id=category_id, limit=limit)
     except ValueError as exc:
@@ -70,8 +72,11 @@ async def search(
 
 
 @router.post("/orders", status_code=201)
-async def create_order(pos: PosDep, op: OperatorDep, body: NewOrder) -> dict[str, Any]:
+async def create_order(
+    request: Request, pos: PosDep, op: OperatorDep, body: NewOrder
+) -> dict[str, Any]:
     """Create an order with the id the client chose (the same id again: the same order)."""
+    allowed(request, op, "sell")
     shift = pos.shifts.current(op.staff_id)
     try:
         order = pos.orders.create(
@@ -83,7 +88,10 @@ async def create_order(pos: PosDep, op: OperatorDep, body: NewOrder) -> dict[str
 
 
 @router.get("/orders/{order_id}")
-async def get_order(pos: PosDep, op: OperatorDep, order_id: str) -> dict[str, Any]:
+async def get_order(
+    request: Request, pos: PosDep, op: OperatorDep, order_id: str
+) -> dict[str, Any]:
+    allowed(request, op, "lookup")
     try:
         return pos.payments.details(order_id).to_dict()
     except StoreError as exc:
@@ -91,8 +99,11 @@ async def get_order(pos: PosDep, op: OperatorDep, order_id: str) -> dict[str, An
 
 
 @router.post("/orders/{order_id}/lines")
-async def add_line(pos: PosDep, op: OperatorDep, order_id: str, body: NewLine) -> dict[str, Any]:
+async def add_line(
+    request: Request, pos: PosDep, op: OperatorDep, order_id: str, body: NewLine
+) -> dict[str, Any]:
     """Add a product (``product_id``, ``qty``) or a keyed amount (``amount_minor``)."""
+    allowed(request, op, "sell")
     try:
         if body.product_id is not None:
             order = pos.orders.add_product(order_id, body.product_id, body.qty)
@@ -107,9 +118,10 @@ async def add_line(pos: PosDep, op: OperatorDep, order_id: str, body: NewLine) -
 
 @router.post("/orders/{order_id}/cash")
 async def pay_cash(
-    pos: PosDep, op: OperatorDep, order_id: str, body: CashPayment
+    request: Request, pos: PosDep, op: OperatorDep, order_id: str, body: CashPayment
 ) -> dict[str, Any]:
     """Pay the order in cash; a repeated request returns the same payment and change."""
+    allowed(request, op, "sell")
     try:
         payment, change_minor = pos.payments.pay_cash(
             order_id, body.tendered_minor, staff_id=op.staff_id
@@ -121,6 +133,7 @@ async def pay_cash(
 
 @router.get("/orders")
 async def find_orders(
+    request: Request,
     pos: PosDep,
     op: OperatorDep,
     last4: Annotated[str | None, Query(pattern=r"^[0-9]{4}$")] = None,
@@ -132,6 +145,7 @@ async def find_orders(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[dict[str, Any]]:
     """After-sale lookup, newest first."""
+    allowed(request, op, "lookup")
     try:
         found = pos.orders.search(
             last4=last4,

@@ -15,7 +15,7 @@ from smartpos.money import Money, MoneyError
 from smartpos.services import checkout
 from smartpos.store.errors import StoreError
 from smartpos.terminal.errors import TerminalError
-from smartpos.web.deps import Operator, OperatorDep, PosDep, require
+from smartpos.web.deps import Operator, OperatorDep, PosDep, allowed, require
 from smartpos.web.i18n import current_lang, gettext
 from smartpos.web.pos import Pos
 from smartpos.web.templates import render
@@ -50,6 +50,7 @@ async def orders_page(
     method: str = "",
     status: str = "",
 ) -> Any:
+    allowed(request, op, "lookup")
     zone = pos.settings.timezone
     error = None
     amount_minor = None
@@ -127,6 +128,7 @@ def _details_page(
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse, include_in_schema=False)
 async def order_page(request: Request, pos: PosDep, op: OperatorDep, order_id: str) -> Any:
+    allowed(request, op, "lookup")
     return _details_page(request, pos, op, order_id)
 
 

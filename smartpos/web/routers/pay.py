@@ -16,7 +16,7 @@ from smartpos.services import checkout
 from smartpos.store.errors import StoreError
 from smartpos.terminal.advice import READ_ERROR, USE_CHIP, Advice, advise
 from smartpos.terminal.errors import TerminalError
-from smartpos.web.deps import Operator, OperatorDep, PosDep
+from smartpos.web.deps import Operator, OperatorDep, PosDep, allowed
 from smartpos.web.i18n import current_lang, gettext
 from smartpos.web.pos import Pos, PresentedCard
 from smartpos.web.routers.sell import current_order, publish_cart
@@ -50,6 +50,7 @@ def _card_dialog(
 
 @router.get("/pay/card", response_class=HTMLResponse, include_in_schema=False)
 async def card_start(request: Request, pos: PosDep, op: OperatorDep) -> Any:
+    allowed(request, op, "sell")
     pos.presented.pop(op.token, None)
     pos.pins.cancel(op.token)
     if not pos.card_payments:
@@ -220,6 +221,7 @@ async def cancel(pos: PosDep, op: OperatorDep) -> str:
 
 @router.get("/pay/cash", response_class=HTMLResponse, include_in_schema=False)
 async def cash_start(request: Request, pos: PosDep, op: OperatorDep) -> Any:
+    allowed(request, op, "sell")
     pos.presented.pop(op.token, None)
     pos.pins.cancel(op.token)
     order = current_order(pos, op.staff_id)

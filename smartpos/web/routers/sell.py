@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from smartpos.store.errors import StoreError
 from smartpos.store.orders import Order
-from smartpos.web.deps import OperatorDep, PosDep, require
+from smartpos.web.deps import OperatorDep, PosDep, allowed, require
 from smartpos.web.i18n import current_lang, gettext
 from smartpos.web.pos import Pos
 from smartpos.web.templates import render
@@ -80,6 +80,7 @@ def publish_cart(pos: Pos, order: Order, state: str = "cart", **extra: Any) -> N
 
 @router.get("/sell", response_class=HTMLResponse, include_in_schema=False)
 async def sell_page(request: Request, pos: PosDep, op: OperatorDep) -> Any:
+    allowed(request, op, "sell")
     shift = pos.shifts.current(op.staff_id)
     if shift is None:
         return RedirectResponse("/shift", status_code=303)
@@ -114,6 +115,7 @@ async def products(
 
 
 def _change(request: Request, pos: Pos, op: Any, fn: Any) -> Any:
+    allowed(request, op, "sell")
     order = current_order(pos, op.staff_id)
     try:
         return cart(request, pos, fn(order))

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from smartpos.money import Money, MoneyError
 from smartpos.store.errors import StoreError
 from smartpos.store.shifts import ShiftReport
-from smartpos.web.deps import OperatorDep, PosDep
+from smartpos.web.deps import OperatorDep, PosDep, allowed
 from smartpos.web.i18n import current_lang, format_money, format_time, gettext
 from smartpos.web.templates import render
 
@@ -27,6 +27,7 @@ METHODS = {"card": _("Card"), "cash": _("Cash"), "qr": _("QR code")}
 
 @router.get("/shift", response_class=HTMLResponse, include_in_schema=False)
 async def shift_page(request: Request, pos: PosDep, op: OperatorDep) -> Any:
+    allowed(request, op, "shift")
     return render(request, "shift.html", shift=pos.shifts.current(op.staff_id), csrf=op.csrf)
 
 
@@ -34,6 +35,7 @@ async def shift_page(request: Request, pos: PosDep, op: OperatorDep) -> Any:
 async def shift_open(
     request: Request, pos: PosDep, op: OperatorDep, float: Annotated[str, Form(max_length=20)]
 ) -> Any:
+    allowed(request, op, "shift")
     try:
         float_minor = Money.parse(float, pos.settings.currency).amount_minor
         pos.shifts.open(op.staff_id, float_minor)
@@ -56,6 +58,7 @@ async def shift_close(
     counted: Annotated[str, Form(max_length=20)],
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> Any:
+    allowed(request, op, "shift")
     shift = pos.shifts.current(op.staff_id)
     if shift is None:
         return RedirectResponse("/shift", status_code=303)
