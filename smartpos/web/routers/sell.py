@@ -111,7 +111,7 @@ async def products(
         found = pos.catalog.search(q[:64], category_id=category_id, limit=PAGE_SIZE)
     except ValueError:
         found = []
-    return render(request, "_products.html", products=found)
+    return render(request, "_products.html", products=found, q=q[:64])
 
 
 def _change(request: Request, pos: Pos, op: Any, fn: Any) -> Any:
