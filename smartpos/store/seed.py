@@ -11,7 +11,7 @@ digits, 19 digits, the 13 % / 9 % VAT split of China's rules), not registered to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -488,3 +488,37 @@ def _synthetic(
         "stock_qty": 5 + i * 37 % 200,
         "active": True,
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m smartpos.store.seed --products 100000``: add generated products to the
+    store of ``$SMARTPOS_HOME`` (the demo's, for the benchmarks), with progress."""
+    import argparse
+    import sys
+
+    from smartpos.config import load_settings
+    from smartpos.db.pos import open_pos_db
+
+    parser = argparse.ArgumentParser(prog="python -m smartpos.store.seed", description=main.__doc__)
+    parser.add_argument("--products", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    engine = open_pos_db(settings)
+
+    def show(done: int, total: int) -> None:
+        print(f"\r{done:,} / {total:,} products", end="", file=sys.stderr, flush=True)
+
+    try:
+        seed_demo_catalog(engine)
+        generate_products(engine, args.products, progress=show)
+    except ValueError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"\n{args.products:,} products added to {settings.resolved_pos_db_url}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -35,7 +35,12 @@
         ev.preventDefault();
         var code = strip(buf);
         buf = "";
-        if (startField && !startField.hasAttribute("data-wedge")) startField.value = startValue;
+        if (startField && startField.hasAttribute("data-wedge")) {
+          // A card reader's field (data-wedge): the swipe stays in it and is sent at once.
+          if (startField.form) startField.form.requestSubmit();
+          return;
+        }
+        if (startField) startField.value = startValue;
         document.dispatchEvent(new CustomEvent("pos:scan", { detail: { code: code, field: startField } }));
       }
       return;
