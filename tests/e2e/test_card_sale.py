@@ -105,3 +105,29 @@ def test_the_same_sale_in_chinese_and_in_english(demo: Demo, page: Any, lang: st
     expect(page.get_by_test_id("approved")).to_have_text(words["title"])
     preview = page.get_by_test_id("receipt-preview").inner_text()
     assert "11.00" in preview and "消费" in preview and "SALE" in preview  # the slip: both
+
+
+def test_a_keyboard_wedge_magstripe_reader_swipe(demo: Demo, page: Any) -> None:
+    """The reader types the tracks fast and ends with Enter: the swipe goes on to the PIN;
+    a chip card's stripe is refused with "insert it"; a bad read says swipe again."""
+    start_selling(page, demo.url)
+    key_amount(page, "600")
+    page.get_by_test_id("pay-card").click()
+    field = page.get_by_test_id("card-input")
+    field.click()
+    field.press_sequentially(";6212340000000209=30122010000000000?", delay=3)  # a chip card
+    field.press("Enter")
+    expect(page.get_by_test_id("error")).to_contain_text("chip card")
+    field = page.get_by_test_id("card-input")
+    field.click()
+    field.press_sequentially(";6212340000000001=3012101000000000", delay=3)  # no end sentinel
+    field.press("Enter")
+    expect(page.get_by_test_id("error")).to_contain_text("could not be read")
+    field = page.get_by_test_id("card-input")
+    field.click()
+    field.press_sequentially(";6212340000000001=30121010000000000?", delay=3)
+    field.press("Enter")
+    expect(page.get_by_test_id("pin-dialog")).to_be_visible()
+    enter_pin(page, "123456")
+    page.get_by_test_id("pay").click()
+    expect(page.get_by_test_id("approved")).to_be_visible()
