@@ -53,3 +53,20 @@ def test_translations_are_applied_per_request_language() -> None:
         assert i18n.format_money(-500, lang="en") == "-CN¥5.00"
     finally:
         i18n._lang.reset(token)
+
+
+def test_a_refused_amount_is_explained_in_the_screen_s_language() -> None:
+    from smartpos.money import Money, MoneyError
+    from smartpos.web.money_words import money_error
+
+    for typed, zh in (("12,34", "请使用小数点"), ("-5", "不能为负数"), ("abc", "不是金额")):
+        try:
+            Money.parse(typed)
+        except MoneyError as exc:
+            token = i18n.use_lang("zh_CN")
+            try:
+                assert money_error(exc).startswith(typed) and zh in money_error(exc)
+            finally:
+                i18n._lang.reset(token)
+        else:
+            raise AssertionError(f"{typed!r} was taken as an amount")

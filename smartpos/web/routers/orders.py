@@ -17,6 +17,7 @@ from smartpos.store.errors import StoreError
 from smartpos.terminal.errors import TerminalError
 from smartpos.web.deps import Operator, OperatorDep, PosDep, allowed, require
 from smartpos.web.i18n import current_lang, gettext
+from smartpos.web.money_words import money_error
 from smartpos.web.pos import Pos
 from smartpos.web.templates import render
 
@@ -58,7 +59,7 @@ async def orders_page(
         try:
             amount_minor = Money.parse(amount, pos.settings.currency).amount_minor
         except MoneyError as exc:
-            error = str(exc)
+            error = money_error(exc)
     found: list[Any] = []
     if error is None:
         try:
@@ -215,7 +216,7 @@ async def refund(
         try:
             amount_minor = Money.parse(amount, pos.settings.currency).amount_minor
         except MoneyError as exc:
-            return _details_page(request, pos, op, order_id, 422, error=str(exc))
+            return _details_page(request, pos, op, order_id, 422, error=money_error(exc))
     else:
         amount_minor = _goods_value(order, returned)
         if amount_minor <= 0:

@@ -18,6 +18,7 @@ from smartpos.terminal.advice import READ_ERROR, USE_CHIP, Advice, advise
 from smartpos.terminal.errors import TerminalError
 from smartpos.web.deps import Operator, OperatorDep, PosDep, allowed
 from smartpos.web.i18n import current_lang, gettext
+from smartpos.web.money_words import money_error
 from smartpos.web.pos import Pos, PresentedCard
 from smartpos.web.routers.sell import current_order, publish_cart
 from smartpos.web.templates import render
@@ -243,7 +244,7 @@ async def cash_take(
     try:
         tendered_minor = Money.parse(tendered, pos.settings.currency).amount_minor
     except MoneyError as exc:
-        return _cash_dialog(request, order.total_minor, error=str(exc))
+        return _cash_dialog(request, order.total_minor, error=money_error(exc))
     try:
         _, change_minor = pos.payments.pay_cash(order.id, tendered_minor, staff_id=op.staff_id)
     except StoreError as exc:

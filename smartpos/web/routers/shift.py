@@ -13,6 +13,7 @@ from smartpos.store.errors import StoreError
 from smartpos.store.shifts import ShiftReport
 from smartpos.web.deps import OperatorDep, PosDep, allowed
 from smartpos.web.i18n import current_lang, format_money, format_time, gettext
+from smartpos.web.money_words import money_error
 from smartpos.web.templates import render
 
 router = APIRouter()
@@ -41,7 +42,13 @@ async def shift_open(
         pos.shifts.open(op.staff_id, float_minor)
     except MoneyError as exc:
         return render(
-            request, "shift.html", 422, shift=None, csrf=op.csrf, error=str(exc), float_text=float
+            request,
+            "shift.html",
+            422,
+            shift=None,
+            csrf=op.csrf,
+            error=money_error(exc),
+            float_text=float,
         )
     except StoreError as exc:
         return render(
@@ -67,7 +74,7 @@ async def shift_close(
         counted_minor = Money.parse(counted, pos.settings.currency).amount_minor
         report = pos.shifts.close(shift.id, counted_minor, reason.strip() or None)
     except MoneyError as exc:
-        return render(request, "shift.html", 422, error=str(exc), **again)
+        return render(request, "shift.html", 422, error=money_error(exc), **again)
     except StoreError as exc:
         return render(request, "shift.html", 422, error=exc.text(current_lang()), **again)
     text = report_text(report, op.name, pos.settings.timezone)
