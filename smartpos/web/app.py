@@ -7,6 +7,8 @@ browser too."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,7 +49,20 @@ def create_app(pos: Pos) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # The power-on self-test runs at start too, so a screen opened without it (a
+        # bookmark to /login) still knows whether card payment is possible.
+        from smartpos.services.selftest import run_selftest
+
+        async def power_on() -> None:
+            pos.last_selftest = await run_selftest(pos.settings, pos.terminal)
+
+        task = asyncio.create_task(power_on())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     app = FastAPI(
         title="smartpos cashier API",

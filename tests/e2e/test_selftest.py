@@ -9,6 +9,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import Demo, start, start_demo
+from tests.e2e.steps import key_amount, start_selling
 from tests.test_cli import _free_port
 
 
@@ -44,5 +45,14 @@ def test_selftest_with_the_host_down(tmp_path: Path, page: Any) -> None:
         assert "cash sales still work" in link.inner_text()
         expect(page.get_by_test_id("card-off")).to_be_visible()
         expect(page.get_by_test_id("continue")).to_be_visible()  # cash still sells
+        start_selling(page, pos.url)
+        key_amount(page, "550")
+        expect(page.get_by_test_id("pay-card")).to_be_disabled()
+        expect(page.get_by_test_id("card-off")).to_contain_text("Cash sales still work")
+        page.get_by_test_id("pay-cash").click()
+        page.get_by_test_id("tendered").fill("10")
+        page.get_by_test_id("cash-ok").click()
+        expect(page.get_by_test_id("result")).to_have_attribute("data-result", "approved")
+        expect(page.get_by_test_id("change")).to_contain_text("4.50")
     finally:
         pos.stop()
