@@ -133,6 +133,7 @@ def pos_app(settings: Settings, service: TerminalService, *, demo: bool = False)
             permissions=Permissions.load(settings.home / "permissions.toml"),
         ),
         identity=read_identity(settings),
+        pin_pad_shuffled=settings.pin_pad_layout == "shuffled",
     )
     if demo:
         from smartpos.host.testcards import CATALOGUE

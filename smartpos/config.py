@@ -96,6 +96,8 @@ class Settings:
     pos_bind: str = "127.0.0.1"
     pos_port: int = _bounded(8000, ge=1, le=65535)
     idle_lock_minutes: int = _bounded(15, ge=1, le=24 * 60)
+    # The on-screen PIN pad: keys in order, or in a new random order for each PIN.
+    pin_pad_layout: Literal["fixed", "shuffled"] = "fixed"
 
     def __init__(self, **overrides: Any) -> None:
         unknown = set(overrides) - set(_fields())

@@ -48,6 +48,7 @@ class Reference(pydantic_settings.BaseSettings):  # type: ignore[misc,name-defin
     pos_bind: str = "127.0.0.1"
     pos_port: int = pydantic.Field(default=8000, ge=1, le=65535)
     idle_lock_minutes: int = pydantic.Field(default=15, ge=1, le=24 * 60)
+    pin_pad_layout: Literal["fixed", "shuffled"] = "fixed"
 
     @pydantic.field_validator("home")
     @classmethod
