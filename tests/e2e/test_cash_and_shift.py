@@ -53,3 +53,24 @@ def test_the_cart_survives_a_reload(demo: Demo, page: Any) -> None:
     key_amount(page, "4321")
     page.reload()
     expect(page.get_by_test_id("total")).to_have_text(re.compile(r"43\.21$"))
+
+
+def test_the_shift_close_with_a_cash_difference(demo: Demo, page: Any) -> None:
+    start_selling(page, demo.url, role="manager")  # not the other tests' cashier
+    key_amount(page, "500")
+    page.get_by_test_id("pay-cash").click()
+    page.get_by_test_id("tendered").fill("5")
+    page.get_by_test_id("cash-ok").click()
+    expect(page.get_by_test_id("result")).to_have_attribute("data-result", "approved")
+    page.goto(demo.url + "shift")
+    page.get_by_test_id("counted").fill("1.00")  # far less than the drawer should hold
+    page.get_by_test_id("close-shift").click()
+    expect(page.get_by_test_id("error")).to_contain_text("reason")
+    page.get_by_test_id("counted").fill("1.00")
+    page.get_by_test_id("reason").fill("float taken to the bank")
+    page.get_by_test_id("close-shift").click()
+    report = page.get_by_test_id("report-text")
+    expect(report).to_contain_text("Cash counted: CN¥1.00")
+    expect(report).to_contain_text("Difference: -CN¥")
+    expect(report).to_contain_text("float taken to the bank")
+    expect(report).to_contain_text("Cash expected: CN¥")
