@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -57,34 +57,30 @@ async def pay_by_card(
 
 
 def card_slips(settings: Settings, result: TxnResult, identity: tuple[str, str, str]) -> list[Any]:
-    """Merchant and customer copies of an approved card payment."""
-    from smartpos.terminal.receipts import receipts_for
+    """Merchant and customer copies of an approved card payment, with its order reference."""
+    from smartpos.terminal.receipts import slips_for
 
-    tid, mid, merchant_name = identity
-    return receipts_for(
-        result,
-        merchant_name=merchant_name,
-        tid=tid,
-        mid=mid,
-        timezone=settings.timezone,
-        pin_verified=result.pin_verified,
-        when=datetime.now(ZoneInfo(settings.timezone)),
-        reference=result.order_ref or "",
-    )
+    return slips_for(settings, result, identity, reference=result.order_ref or "")
+
+
+async def _print(what: str, send: Callable[[], None]) -> str | None:
+    """Run the printing ``send`` off the event loop; the printer's problem in words, or
+    None. A sale stands without its paper: a printer fault is reported, never raised."""
+    from smartpos.devices.printer import PrinterError
+
+    try:
+        await asyncio.to_thread(send)
+    except PrinterError as exc:
+        log.warning("%s not printed: %s", what, exc)
+        return str(exc)
+    return None
 
 
 async def print_card_slips(settings: Settings, slips: list[Any]) -> str | None:
-    """Print ``slips`` (off the event loop); the printer's problem in words, or None.
+    """Print the card slips; the printer's problem in words, or None."""
+    from smartpos.devices.printer import print_receipts
 
-    A sale stands without its slip: a printer fault is reported, never raised."""
-    from smartpos.devices.printer import PrinterError, print_receipts
-
-    try:
-        await asyncio.to_thread(print_receipts, settings, slips)
-    except PrinterError as exc:
-        log.warning("receipt not printed: %s", exc)
-        return str(exc)
-    return None
+    return await _print("receipt", lambda: print_receipts(settings, slips))
 
 
 def approved(result: TxnResult) -> bool:
@@ -156,18 +152,13 @@ def sale_receipt(
 
 async def print_sale_receipt(settings: Settings, receipt: Any) -> str | None:
     """Print the store's receipt; the printer's problem in words, or None."""
-    from smartpos.devices.printer import PrinterError, print_jobs
+    from smartpos.devices.printer import print_jobs
     from smartpos.receipts.sale import sale_receipt_bytes
 
     job = sale_receipt_bytes(
         receipt, width=settings.printer_width_chars, codepage=settings.printer_codepage
     )
-    try:
-        await asyncio.to_thread(print_jobs, settings, [job])
-    except PrinterError as exc:
-        log.warning("receipt not printed: %s", exc)
-        return str(exc)
-    return None
+    return await _print("receipt", lambda: print_jobs(settings, [job]))
 
 
 def report_job(text: str, *, width: int) -> bytes:
@@ -190,12 +181,7 @@ def report_job(text: str, *, width: int) -> bytes:
 
 async def print_report(settings: Settings, text: str) -> str | None:
     """Print a report; the printer's problem in words, or None."""
-    from smartpos.devices.printer import PrinterError, print_jobs
+    from smartpos.devices.printer import print_jobs
 
     job = report_job(text, width=settings.printer_width_chars)
-    try:
-        await asyncio.to_thread(print_jobs, settings, [job])
-    except PrinterError as exc:
-        log.warning("report not printed: %s", exc)
-        return str(exc)
-    return None
+    return await _print("report", lambda: print_jobs(settings, [job]))

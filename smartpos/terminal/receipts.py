@@ -55,6 +55,23 @@ def receipts_for(
     ]
 
 
+def slips_for(
+    settings: Settings, result: TxnResult, identity: tuple[str, str, str], *, reference: str = ""
+) -> list[Receipt]:
+    """The merchant and customer slips of ``result`` for the terminal ``identity`` (TID,
+    MID, merchant name), in the store's zone."""
+    tid, mid, merchant_name = identity
+    return receipts_for(
+        result,
+        merchant_name=merchant_name,
+        tid=tid,
+        mid=mid,
+        timezone=settings.timezone,
+        pin_verified=result.pin_verified,
+        reference=reference,
+    )
+
+
 def print_result(settings: Settings, result: TxnResult, terminal: Terminal | None = None) -> None:
     """Print the slips of ``result``. The merchant's name and the terminal's identity come
     from ``terminal``, else from the terminal's database — read only: the terminal may be
@@ -63,17 +80,7 @@ def print_result(settings: Settings, result: TxnResult, terminal: Terminal | Non
     from smartpos.terminal.setup import read_identity
 
     if terminal is not None:
-        tid, mid, merchant_name = terminal.tid, terminal.mid, terminal.merchant_name
+        identity = (terminal.tid, terminal.mid, terminal.merchant_name)
     else:
-        tid, mid, merchant_name = read_identity(settings)
-    print_receipts(
-        settings,
-        receipts_for(
-            result,
-            merchant_name=merchant_name,
-            tid=tid,
-            mid=mid,
-            timezone=settings.timezone,
-            pin_verified=result.pin_verified,
-        ),
-    )
+        identity = read_identity(settings)
+    print_receipts(settings, slips_for(settings, result, identity))

@@ -14,17 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from smartpos.bench.browser import CHROMIUM, FLAGS
 from tests.test_cli import SMARTPOS, _free_port
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -17,7 +17,7 @@ from smartpos.store.errors import StoreError
 from smartpos.terminal.advice import READ_ERROR, USE_CHIP, Advice, advise
 from smartpos.terminal.errors import TerminalError
 from smartpos.web.deps import Operator, OperatorDep, PosDep, allowed
-from smartpos.web.i18n import current_lang, gettext
+from smartpos.web.i18n import current_lang, format_money, gettext
 from smartpos.web.money_words import money_error
 from smartpos.web.pos import Pos, PresentedCard
 from smartpos.web.routers.sell import current_order, publish_cart
@@ -151,9 +151,8 @@ async def card_confirm(
 ) -> Any:
     lang = current_lang()
     presented = pos.presented.get(op.token)
-    if presented is None:
-        # Already paid by an earlier click of Pay (or never presented): show what happened.
-        return _after_the_fact(request, pos, op)
+    if presented is None:  # never presented, or paid and gone: ask for the card
+        return _card_dialog(request, pos, op, error=gettext("Present the card first."))
     pin = None if no_pin else pos.pins.take(op.token)
     if pin is None and not no_pin:
         return _pin_dialog(request, pos, op, error=gettext("Enter the PIN: at least 4 digits."))
@@ -167,12 +166,8 @@ async def card_confirm(
             pin,
             staff_id=op.staff_id,
         )
-    except TerminalError as exc:
+    except (TerminalError, StoreError) as exc:
         return _card_dialog(request, pos, op, error=exc.text(lang))
-    except StoreError as exc:
-        return _card_dialog(request, pos, op, error=exc.text(lang))
-    finally:
-        pin = None
     result = paid.result
     if not checkout.approved(result):
         advice = advise(result)
@@ -192,23 +187,16 @@ async def card_confirm(
     publish_cart(pos, paid.order, "approved")
     from smartpos.receipts.text import render_text
 
-    return render(
+    preview = render_text(slips[-1], width=pos.settings.printer_width_chars)
+    return _approved(
         request,
-        "_result.html",
-        approved=True,
-        amount_minor=result.amount_minor,
-        change_minor=None,
+        op,
+        paid.order,
+        result.amount_minor,
+        preview,
+        print_error,
         auth_code=result.auth_code,
-        receipt_no=paid.order.receipt_no,
-        order_id=paid.order.id,
-        preview=render_text(slips[-1], width=pos.settings.printer_width_chars),
-        print_error=print_error,
-        csrf=op.csrf,
     )
-
-
-def _after_the_fact(request: Request, pos: Pos, op: Operator) -> Any:
-    return _card_dialog(request, pos, op, error=gettext("Present the card first."))
 
 
 @router.post("/pay/cancel", response_class=HTMLResponse, include_in_schema=False)
@@ -261,25 +249,39 @@ async def cash_take(
         change_minor=change_minor,
     )
     print_error = await checkout.print_sale_receipt(pos.settings, receipt)
-    publish_cart(pos, paid, "approved", change=_money(change_minor))
+    publish_cart(pos, paid, "approved", change=format_money(change_minor))
     from smartpos.receipts.sale import render_sale_text
 
+    preview = render_sale_text(receipt, width=pos.settings.printer_width_chars)
+    problems = " ".join(p for p in (drawer_error, print_error) if p) or None
+    return _approved(
+        request, op, paid, paid.total_minor, preview, problems, change_minor=change_minor
+    )
+
+
+def _approved(
+    request: Request,
+    op: Operator,
+    order: Any,
+    amount_minor: int,
+    preview: str,
+    print_error: str | None,
+    *,
+    auth_code: str = "",
+    change_minor: int | None = None,
+) -> Any:
+    """The approved screen: the amount, the change or auth code, the receipt's preview, the
+    printer's problem if any, and what comes next (new sale, reprint, log out)."""
     return render(
         request,
         "_result.html",
         approved=True,
-        amount_minor=paid.total_minor,
+        amount_minor=amount_minor,
         change_minor=change_minor,
-        auth_code="",
-        receipt_no=paid.receipt_no,
-        order_id=paid.id,
-        preview=render_sale_text(receipt, width=pos.settings.printer_width_chars),
-        print_error=" ".join(p for p in (drawer_error, print_error) if p) or None,
+        auth_code=auth_code,
+        receipt_no=order.receipt_no,
+        order_id=order.id,
+        preview=preview,
+        print_error=print_error,
         csrf=op.csrf,
     )
-
-
-def _money(minor: int) -> str:
-    from smartpos.web.i18n import format_money
-
-    return format_money(minor)
