@@ -13,15 +13,11 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
-from smartpos.config import Settings
-from smartpos.db.engine import make_engine
-from smartpos.db.migrate import upgrade
-from smartpos.db.pos import open_pos_db
 from smartpos.security.errors import AuthError, AuthRefusal
 from smartpos.security.passwords import Hasher
 from smartpos.security.service import Security
 from smartpos.security.sms import SmsMessage
-from tests.pg import fresh_database
+from tests.posdb import pos_database
 
 T0 = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
 MID = "898310048160001"
@@ -82,19 +78,11 @@ def make_world(engine: Engine) -> World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    engine = open_pos_db(Settings(home=tmp_path), durable=False)
-    try:
+    with pos_database("sqlite", tmp_path) as engine:
         yield make_world(engine)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
-def pg_world() -> Iterator[World]:
-    with fresh_database("smartpos_security") as url:
-        engine = make_engine(url)
-        upgrade(engine, "pos")
-        try:
-            yield make_world(engine)
-        finally:
-            engine.dispose()
+def pg_world(tmp_path: Path) -> Iterator[World]:
+    with pos_database("postgres", tmp_path, "smartpos_security") as engine:
+        yield make_world(engine)

@@ -8,10 +8,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from smartpos.config import Settings
-from smartpos.db.engine import make_engine
-from smartpos.db.migrate import upgrade
-from smartpos.db.pos import open_pos_db
 from smartpos.store.catalog import (
     QUERY_MAX_CHARS,
     Catalog,
@@ -22,7 +18,7 @@ from smartpos.store.catalog import (
     gtin_check_digit,
 )
 from smartpos.store.seed import generate_products
-from tests.pg import fresh_database
+from tests.posdb import pos_database
 
 
 def _ean13(body12: str) -> str:
@@ -31,16 +27,8 @@ def _ean13(body12: str) -> str:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = open_pos_db(Settings(home=tmp_path), durable=False)
+    with pos_database(request.param, tmp_path, "smartpos_catalog") as eng:
         yield eng
-        eng.dispose()
-        return
-    with fresh_database("smartpos_catalog") as url:
-        eng = make_engine(url)
-        upgrade(eng, "pos")
-        yield eng
-        eng.dispose()
 
 
 @pytest.fixture

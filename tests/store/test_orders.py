@@ -14,17 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
-from smartpos.config import Settings
-from smartpos.db.engine import make_engine
-from smartpos.db.migrate import upgrade
-from smartpos.db.pos import open_pos_db
 from smartpos.store.catalog_tables import categories, products, stock_moves
 from smartpos.store.errors import StoreError, StoreRefusal
 from smartpos.store.order_tables import order_lines, orders
 from smartpos.store.orders import Orders, OrderStatus
 from smartpos.store.payments import Payments
 from smartpos.store.shifts import Shifts
-from tests.pg import fresh_database
+from tests.posdb import pos_database
 
 T0 = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
@@ -106,22 +102,14 @@ def make_store(engine: Engine) -> Store:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    engine = open_pos_db(Settings(home=tmp_path), durable=False)
-    try:
+    with pos_database("sqlite", tmp_path) as engine:
         yield make_store(engine)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
-def pg_store() -> Iterator[Store]:
-    with fresh_database("smartpos_orders") as url:
-        engine = make_engine(url)
-        upgrade(engine, "pos")
-        try:
-            yield make_store(engine)
-        finally:
-            engine.dispose()
+def pg_store(tmp_path: Path) -> Iterator[Store]:
+    with pos_database("postgres", tmp_path, "smartpos_orders") as engine:
+        yield make_store(engine)
 
 
 def refused(code: StoreRefusal) -> _Refused:
