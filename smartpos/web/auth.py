@@ -37,15 +37,16 @@ def session_of(request: Request) -> Any:
 
 
 async def operator_of(request: Request) -> Operator:
-    session = session_of(request)
+    security = request.app.state.pos.security
+    token = request.cookies.get(SESSION_COOKIE)
+    # One transaction: the session as session_of reads it, seen now when it is usable.
+    session = security.touch(token) if token else None
     if session is None:
         raise GoTo("/login")
     if session.locked:
         raise GoTo("/lock")
     if not session.second_factor_ok:
         raise GoTo("/login/second-factor")
-    security = request.app.state.pos.security
-    security.touch(session.token)
     staff = security.directory.get(session.staff_id)
     return Operator(
         staff_id=staff.id,
