@@ -127,7 +127,7 @@ def sale_receipt(
         lang="zh_CN" if lang == "zh_CN" else "en",
         lines=tuple(
             SaleLine(
-                name=line.name_zh if lang == "zh_CN" else line.name_en,
+                name=line.name(lang),
                 qty=line.qty,
                 unit_price_minor=line.unit_price_minor,
                 discount_minor=line.discount_minor,

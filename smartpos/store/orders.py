@@ -106,6 +106,11 @@ class Line:
     discount_percent: int | None
     discount_minor: int
 
+    def name(self, lang: str) -> str:
+        """The Chinese name for ``zh_CN``, the English one for any other language (as the
+        catalog's products)."""
+        return self.name_zh if lang == "zh_CN" else self.name_en
+
     @property
     def gross_minor(self) -> int:
         return self.unit_price_minor * self.qty

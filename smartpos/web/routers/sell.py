@@ -66,7 +66,7 @@ def publish_cart(pos: Pos, order: Order, state: str = "cart", **extra: Any) -> N
             "state": state,
             "lines": [
                 {
-                    "name": line.name_zh if lang == "zh_CN" else line.name_en,
+                    "name": line.name(lang),
                     "qty": line.qty,
                     "total": format_money(line.total_minor),
                 }
