@@ -85,7 +85,7 @@ def without_rich(top: set[str]) -> None:
 def test_importing_the_command_line_loads_nothing_heavy(tmp_path: Path) -> None:
     _, top, modules = loaded_by("import smartpos.cli", clean_env(tmp_path))
     assert {"smartpos.cli", "smartpos.commandline.app", "typer"} <= modules  # it ran
-    assert top & (HEAVY | {"sqlalchemy", "pyemv", "cryptography"}) == set()
+    assert top & (HEAVY | {"sqlalchemy", "pyemv", "cryptography", "asyncio"}) == set()
 
 
 def test_importing_the_command_line_loads_no_rich(tmp_path: Path) -> None:

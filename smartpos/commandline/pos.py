@@ -3,7 +3,6 @@ it too (:func:`start_pos`)."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import TYPE_CHECKING, Annotated
 
@@ -57,6 +56,8 @@ def pos(
     sock = claim_pos_port(settings, port)
 
     async def main() -> None:
+        import asyncio
+
         service = terminal_service(settings)
         server = None
         try:
