@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from smartpos.store.payments import Payments
     from smartpos.store.shifts import Shifts
 
-__all__ = ["Pos", "PresentedCard"]
+__all__ = ["ApprovedScreen", "Pos", "PresentedCard"]
 
 
 @dataclass
@@ -39,6 +39,20 @@ class PresentedCard:
         return f"PresentedCard({self.masked}, {self.entry})"
 
 
+@dataclass(frozen=True)
+class ApprovedScreen:
+    """What the approved screen of a session's last payment showed, so that the same submit
+    arriving again (a double tap, a queued request, a re-posted form) answers that screen
+    instead of starting on the next, empty order."""
+
+    order_id: str
+    receipt_no: str | None
+    amount_minor: int
+    preview: str
+    auth_code: str = ""
+    change_minor: int | None = None
+
+
 @dataclass
 class Pos:
     settings: Settings
@@ -53,6 +67,8 @@ class Pos:
     events: EventHub = field(default_factory=EventHub)
     pins: PinEntries = field(default_factory=PinEntries)
     presented: dict[str, PresentedCard] = field(default_factory=dict)
+    # Per session: the last payment's approved screen, until the next payment starts.
+    approved: dict[str, ApprovedScreen] = field(default_factory=dict)
     # The last power-on self-test: card payment is offered only while it allows it.
     last_selftest: SelfTestReport | None = None
     test_cards: list[Any] = field(default_factory=list)  # the sandbox's, for the simulated reader
@@ -62,6 +78,13 @@ class Pos:
     # The demo: its logins on the login screen, its SMS outbox on the second-factor screen.
     demo_logins: list[str] = field(default_factory=list)
     show_outbox: bool = False
+
+    def start_payment(self, token: str) -> None:
+        """A payment starts on this session's screen (or it logs out): the card presented,
+        the PIN being entered and the last approved screen are forgotten."""
+        self.presented.pop(token, None)
+        self.pins.cancel(token)
+        self.approved.pop(token, None)
 
     def sms_outbox_lines(self) -> list[str]:
         if not self.show_outbox:

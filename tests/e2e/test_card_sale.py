@@ -81,6 +81,51 @@ def test_a_double_clicked_pay_charges_once(demo: Demo, page: Any) -> None:
     assert balance_minor(demo, GOOD) == before - 2500
 
 
+def _again(page: Any, path: str, form: dict[str, str]) -> str:
+    """The same form posted again from this screen, as a second tap that arrives after the
+    first one's answer would: the browser's session cookie and the page's CSRF token."""
+    csrf = page.locator("body").get_attribute("data-csrf")
+    origin = page.url.split("/", 3)[:3]
+    response = page.request.post("/".join(origin) + path, form={**form, "csrf": csrf})
+    assert response.ok, response.status
+    return str(response.text())
+
+
+def test_the_same_pay_again_after_the_approval_shows_that_sale(demo: Demo, page: Any) -> None:
+    """A Pay that arrives after the sale was approved (a tap queued behind the first) answers
+    the same approved screen: the same receipt, nothing charged again, and not the card
+    dialog of the next, empty order."""
+    before = balance_minor(demo, GOOD)
+    start_selling(page, demo.url)
+    key_amount(page, "1500")
+    pay_by_card(page, GOOD, "123456")
+    expect(page.get_by_test_id("result")).to_have_attribute("data-result", "approved")
+    receipt_no = page.get_by_test_id("receipt-no").inner_text().strip()
+    again = _again(page, "/pay/card/confirm", {})
+    assert 'data-result="approved"' in again and receipt_no in again
+    assert "pay-card-dialog" not in again
+    assert balance_minor(demo, GOOD) == before - 1500
+    # A new payment starts afresh: with no card presented it asks for the card.
+    page.get_by_test_id("new-sale").click()
+    page.wait_for_url("**/sell")
+    key_amount(page, "100")
+    page.get_by_test_id("pay-card").click()
+    fresh = _again(page, "/pay/card/confirm", {})
+    assert 'data-result="approved"' not in fresh and "Present the card first" in fresh
+
+
+def test_the_same_cash_submit_again_shows_that_sale(demo: Demo, page: Any) -> None:
+    start_selling(page, demo.url)
+    key_amount(page, "700")
+    page.get_by_test_id("pay-cash").click()
+    page.get_by_test_id("tendered").fill("10")
+    page.get_by_test_id("cash-ok").click()
+    expect(page.get_by_test_id("result")).to_have_attribute("data-result", "approved")
+    receipt_no = page.get_by_test_id("receipt-no").inner_text().strip()
+    again = _again(page, "/pay/cash", {"tendered": "10"})
+    assert 'data-result="approved"' in again and receipt_no in again
+
+
 WORDS = {
     "en": {"title": "Approved", "pay": "Pay", "decline": "Insufficient funds", "next": "cash"},
     "zh_CN": {"title": "交易成功", "pay": "确认支付", "decline": "余额不足", "next": "现金"},

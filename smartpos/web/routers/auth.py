@@ -209,6 +209,7 @@ async def logout(request: Request, pos: PosDep, csrf: Annotated[str, Form()] = "
     session = session_of(request)
     if session is not None and _csrf_ok(session, csrf):
         pos.security.logout(session.token)
+        pos.start_payment(session.token)  # a card presented on the screen is forgotten too
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(response)
     return response

@@ -19,7 +19,7 @@ from smartpos.terminal.errors import TerminalError
 from smartpos.web.deps import Operator, OperatorDep, PosDep, allowed
 from smartpos.web.i18n import current_lang, format_money, gettext
 from smartpos.web.money_words import money_error
-from smartpos.web.pos import Pos, PresentedCard
+from smartpos.web.pos import ApprovedScreen, Pos, PresentedCard
 from smartpos.web.routers.sell import current_order, publish_cart
 from smartpos.web.templates import render
 
@@ -52,8 +52,7 @@ def _card_dialog(
 @router.get("/pay/card", response_class=HTMLResponse, include_in_schema=False)
 async def card_start(request: Request, pos: PosDep, op: OperatorDep) -> Any:
     allowed(request, op, "sell")
-    pos.presented.pop(op.token, None)
-    pos.pins.cancel(op.token)
+    pos.start_payment(op.token)
     if not pos.card_payments:
         return _card_dialog(
             request,
@@ -151,7 +150,10 @@ async def card_confirm(
 ) -> Any:
     lang = current_lang()
     presented = pos.presented.get(op.token)
-    if presented is None:  # never presented, or paid and gone: ask for the card
+    if presented is None:
+        shown = pos.approved.get(op.token)
+        if shown is not None:  # the same Pay again after the approval: its screen again
+            return _approved(request, pos, op, shown, None)
         return _card_dialog(request, pos, op, error=gettext("Present the card first."))
     pin = None if no_pin else pos.pins.take(op.token)
     if pin is None and not no_pin:
@@ -188,21 +190,19 @@ async def card_confirm(
     from smartpos.receipts.text import render_text
 
     preview = render_text(slips[-1], width=pos.settings.printer_width_chars)
-    return _approved(
-        request,
-        op,
-        paid.order,
+    shown = ApprovedScreen(
+        paid.order.id,
+        paid.order.receipt_no,
         result.amount_minor,
         preview,
-        print_error,
         auth_code=result.auth_code,
     )
+    return _approved(request, pos, op, shown, print_error)
 
 
 @router.post("/pay/cancel", response_class=HTMLResponse, include_in_schema=False)
 async def cancel(pos: PosDep, op: OperatorDep) -> str:
-    pos.presented.pop(op.token, None)
-    pos.pins.cancel(op.token)
+    pos.start_payment(op.token)
     order = current_order(pos, op.staff_id)
     publish_cart(pos, order)
     return ""
@@ -211,8 +211,7 @@ async def cancel(pos: PosDep, op: OperatorDep) -> str:
 @router.get("/pay/cash", response_class=HTMLResponse, include_in_schema=False)
 async def cash_start(request: Request, pos: PosDep, op: OperatorDep) -> Any:
     allowed(request, op, "sell")
-    pos.presented.pop(op.token, None)
-    pos.pins.cancel(op.token)
+    pos.start_payment(op.token)
     order = current_order(pos, op.staff_id)
     publish_cart(pos, order, "paying")
     return _cash_dialog(request, order.total_minor)
@@ -229,6 +228,9 @@ async def cash_take(
 ) -> Any:
     lang = current_lang()
     order = current_order(pos, op.staff_id)
+    shown = pos.approved.get(op.token)
+    if shown is not None and not order.lines:  # the same submit again: its screen again
+        return _approved(request, pos, op, shown, None)
     try:
         tendered_minor = Money.parse(tendered, pos.settings.currency).amount_minor
     except MoneyError as exc:
@@ -254,34 +256,29 @@ async def cash_take(
 
     preview = render_sale_text(receipt, width=pos.settings.printer_width_chars)
     problems = " ".join(p for p in (drawer_error, print_error) if p) or None
-    return _approved(
-        request, op, paid, paid.total_minor, preview, problems, change_minor=change_minor
+    shown = ApprovedScreen(
+        paid.id, paid.receipt_no, paid.total_minor, preview, change_minor=change_minor
     )
+    return _approved(request, pos, op, shown, problems)
 
 
 def _approved(
-    request: Request,
-    op: Operator,
-    order: Any,
-    amount_minor: int,
-    preview: str,
-    print_error: str | None,
-    *,
-    auth_code: str = "",
-    change_minor: int | None = None,
+    request: Request, pos: Pos, op: Operator, shown: ApprovedScreen, print_error: str | None
 ) -> Any:
     """The approved screen: the amount, the change or auth code, the receipt's preview, the
-    printer's problem if any, and what comes next (new sale, reprint, log out)."""
+    printer's problem if any, and what comes next (new sale, reprint, log out). It is kept
+    for the session until its next payment starts, and answers the same submit again."""
+    pos.approved[op.token] = shown
     return render(
         request,
         "_result.html",
         approved=True,
-        amount_minor=amount_minor,
-        change_minor=change_minor,
-        auth_code=auth_code,
-        receipt_no=order.receipt_no,
-        order_id=order.id,
-        preview=preview,
+        amount_minor=shown.amount_minor,
+        change_minor=shown.change_minor,
+        auth_code=shown.auth_code,
+        receipt_no=shown.receipt_no,
+        order_id=shown.order_id,
+        preview=shown.preview,
         print_error=print_error,
         csrf=op.csrf,
     )
